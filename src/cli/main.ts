@@ -1,0 +1,77 @@
+#!/usr/bin/env node
+import { ConfigError, describeOptions, loadConfig } from '../config.js';
+import { startServer } from '../server.js';
+import { createLogger, createServices } from '../services.js';
+
+const USAGE = `Usage: signet <command>
+
+Commands:
+  serve          Start the server (runs migrations, creates keys on first start)
+  migrate        Apply database migrations and exit
+  keys list      Show signing keys and their states
+  keys rotate    Publish a new signing key; it signs after KEY_ROTATION_OVERLAP seconds
+  help           This text
+
+Settings (environment variables, or a JSON file named by SIGNET_CONFIG):
+${describeOptions()}
+`;
+
+async function main(args: string[]): Promise<number> {
+  const [command = 'serve', sub] = args;
+  if (command === 'help' || command === '--help' || command === '-h') {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+  const config = loadConfig();
+  switch (command) {
+    case 'serve': {
+      const running = await startServer({ config });
+      const { logger } = running.signet.services;
+      if (config.dev) logger.warn('SIGNET_DEV is on: development mode, never use it in production');
+      if (!config.masterSecret && !config.jwtSecret) logger.warn('SIGNET_SECRET is not set: private signing keys are stored unencrypted');
+      logger.info({ url: running.url, storage: running.signet.services.db.dialect, alg: running.signet.services.keyring.algorithm }, `Signet listening on ${running.url}`);
+      const stop = (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        running.close().then(
+          () => process.exit(0),
+          () => process.exit(1),
+        );
+      };
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+      return -1;
+    }
+    case 'migrate':
+    case 'keys': {
+      const services = await createServices(config, { logger: createLogger({ logLevel: 'warn' }) });
+      try {
+        if (command === 'keys' && sub === 'rotate') {
+          const key = await services.keyring.rotate();
+          process.stdout.write(`New key ${key.kid} (${key.alg}) published; it signs from ${new Date(key.activatesAt).toISOString()}\n`);
+        }
+        if (command === 'keys') {
+          for (const key of services.keyring.list()) process.stdout.write(`${key.kid}  ${key.alg}  ${key.state.padEnd(8)}  activates ${new Date(key.activatesAt).toISOString()}\n`);
+        } else {
+          process.stdout.write(`Database is at the latest migration (${services.db.dialect}).\n`);
+        }
+      } finally {
+        await services.close();
+      }
+      return 0;
+    }
+    default:
+      process.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof ConfigError) process.stderr.write(`Configuration error: ${error.message}\n`);
+    else process.stderr.write(`signet: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,231 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+
+/**
+ * Operator settings. Each one is read from the environment (or from the JSON
+ * file named by `SIGNET_CONFIG`, environment winning), validated once at start
+ * with a message that names the variable, then frozen.
+ */
+export type SigningAlgorithm = 'RS256' | 'ES256' | 'EdDSA' | 'HS256';
+
+export interface SignetConfig {
+  host: string;
+  port: number;
+  publicUrl: string;
+  dataDir: string;
+  databaseUrl: string | undefined;
+  jwtSecret: string | undefined;
+  masterSecret: string | undefined;
+  jwtAlgorithm: SigningAlgorithm;
+  audience: string;
+  accessTokenTtl: number;
+  refreshIdleTtl: number;
+  sessionAbsoluteTtl: number;
+  refreshReuseGrace: number;
+  keyRotationOverlap: number;
+  passwordMinLength: number;
+  argon2: { memoryCost: number; timeCost: number; parallelism: number };
+  hashConcurrency: number;
+  bodyLimit: number;
+  trustProxy: string[];
+  logLevel: string;
+  dev: boolean;
+}
+
+type Raw = Record<string, string | undefined>;
+
+interface Option {
+  env: string;
+  /** Property of `SignetConfig`; `argon2.x` for the nested hashing parameters. */
+  key: string;
+  default: string | ((raw: Raw) => string | undefined);
+  description: string;
+  parse: (value: string, env: string) => unknown;
+}
+
+export class ConfigError extends TypeError {
+  override readonly name = 'ConfigError';
+}
+
+function integer(min: number, max: number) {
+  return (value: string, env: string): number => {
+    if (!/^\d+$/.test(value)) throw new ConfigError(`${env} must be a whole number, got "${value}"`);
+    const n = Number(value);
+    if (n < min || n > max) throw new ConfigError(`${env} must be between ${min} and ${max}, got ${n}`);
+    return n;
+  };
+}
+
+function boolean(value: string, env: string): boolean {
+  if (/^(1|true|yes|on)$/i.test(value)) return true;
+  if (/^(0|false|no|off|)$/i.test(value)) return false;
+  throw new ConfigError(`${env} must be 1/true or 0/false, got "${value}"`);
+}
+
+function text(value: string): string {
+  return value;
+}
+
+function url(value: string, env: string): string {
+  let parsed: URL;
+  try {
+    parsed = new URL(value);
+  } catch {
+    throw new ConfigError(`${env} must be an absolute URL, got "${value}"`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(`${env} must be an http(s) URL, got "${value}"`);
+  }
+  // The issuer is compared as an exact string by every verifier: one canonical form.
+  return parsed.href.replace(/\/$/, '');
+}
+
+function secret(minBytes: number) {
+  return (value: string, env: string): string => {
+    if (Buffer.byteLength(value, 'utf8') < minBytes) {
+      throw new ConfigError(`${env} must be at least ${minBytes} bytes long (use: openssl rand -base64 48)`);
+    }
+    return value;
+  };
+}
+
+const DAY = 24 * 60 * 60;
+
+export const OPTIONS: readonly Option[] = [
+  { env: 'HOST', key: 'host', default: '127.0.0.1', description: 'Interface to listen on', parse: text },
+  { env: 'PORT', key: 'port', default: '3000', description: 'TCP port to listen on (0 picks a free one)', parse: integer(0, 65535) },
+  {
+    env: 'PUBLIC_URL',
+    key: 'publicUrl',
+    default: (raw) => `http://${raw.HOST ?? '127.0.0.1'}:${raw.PORT ?? '3000'}`,
+    description: 'Public base URL: the token issuer (iss) and the base of links',
+    parse: url,
+  },
+  { env: 'SIGNET_DATA_DIR', key: 'dataDir', default: './data', description: 'Directory of the embedded SQLite database', parse: (v: string) => resolve(v) },
+  {
+    env: 'DATABASE_URL',
+    key: 'databaseUrl',
+    default: () => undefined,
+    description: 'postgres://… switches storage to PostgreSQL; unset uses SQLite in the data dir',
+    parse: (value: string, env: string) => {
+      if (!/^postgres(ql)?:\/\//.test(value)) throw new ConfigError(`${env} must start with postgres:// or postgresql://`);
+      return value;
+    },
+  },
+  {
+    env: 'JWT_SECRET',
+    key: 'jwtSecret',
+    default: () => undefined,
+    description: 'Switches access tokens to HS256 with this secret (at least 32 bytes); the JWKS is then empty',
+    parse: secret(32),
+  },
+  {
+    env: 'SIGNET_SECRET',
+    key: 'masterSecret',
+    default: () => undefined,
+    description: 'Master secret (at least 32 bytes) that encrypts private signing keys at rest',
+    parse: secret(32),
+  },
+  {
+    env: 'JWT_ALG',
+    key: 'jwtAlgorithm',
+    default: 'RS256',
+    description: 'Access-token algorithm when JWT_SECRET is unset: RS256, ES256 or EdDSA',
+    parse: (value: string, env: string) => {
+      if (value !== 'RS256' && value !== 'ES256' && value !== 'EdDSA') throw new ConfigError(`${env} must be RS256, ES256 or EdDSA, got "${value}"`);
+      return value;
+    },
+  },
+  { env: 'JWT_AUDIENCE', key: 'audience', default: () => undefined, description: 'Access-token audience (aud); defaults to PUBLIC_URL', parse: text },
+  { env: 'ACCESS_TOKEN_TTL', key: 'accessTokenTtl', default: '900', description: 'Access-token lifetime, seconds', parse: integer(30, DAY) },
+  { env: 'REFRESH_TOKEN_TTL', key: 'refreshIdleTtl', default: String(30 * DAY), description: 'Idle session lifetime: a refresh token expires this many seconds after it is issued', parse: integer(60, 400 * DAY) },
+  { env: 'SESSION_TTL', key: 'sessionAbsoluteTtl', default: String(90 * DAY), description: 'Absolute session lifetime, seconds; rotation never extends it', parse: integer(60, 400 * DAY) },
+  { env: 'REFRESH_REUSE_GRACE', key: 'refreshReuseGrace', default: '10', description: 'Seconds during which a just-rotated refresh token returns the same successor', parse: integer(0, 300) },
+  { env: 'KEY_ROTATION_OVERLAP', key: 'keyRotationOverlap', default: '3600', description: 'Seconds a new signing key is published in the JWKS before it signs', parse: integer(0, 30 * DAY) },
+  { env: 'PASSWORD_MIN_LENGTH', key: 'passwordMinLength', default: '8', description: 'Minimum password length in code points (NIST SP 800-63B-4 asks 15 for single-factor)', parse: integer(1, 256) },
+  { env: 'ARGON2_MEMORY_KIB', key: 'argon2.memoryCost', default: '19456', description: 'Argon2id memory cost, KiB (OWASP: 19456)', parse: integer(8, 1024 * 1024) },
+  { env: 'ARGON2_TIME_COST', key: 'argon2.timeCost', default: '2', description: 'Argon2id passes (OWASP: 2)', parse: integer(1, 20) },
+  { env: 'ARGON2_PARALLELISM', key: 'argon2.parallelism', default: '1', description: 'Argon2id lanes', parse: integer(1, 16) },
+  { env: 'HASH_CONCURRENCY', key: 'hashConcurrency', default: () => String(availableParallelism()), description: 'Password hashes computed at once (worker threads); defaults to the number of cores', parse: integer(1, 256) },
+  { env: 'BODY_LIMIT', key: 'bodyLimit', default: '16384', description: 'Largest accepted request body, bytes', parse: integer(256, 1024 * 1024) },
+  {
+    env: 'TRUST_PROXY',
+    key: 'trustProxy',
+    default: '',
+    description: 'Comma-separated proxy addresses whose X-Forwarded-For/-Proto are honoured',
+    parse: (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean),
+  },
+  { env: 'LOG_LEVEL', key: 'logLevel', default: 'info', description: 'trace, debug, info, warn, error, fatal or silent', parse: (v: string, env: string) => {
+    if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v)) throw new ConfigError(`${env} must be one of trace, debug, info, warn, error, fatal, silent`);
+    return v;
+  } },
+  { env: 'SIGNET_DEV', key: 'dev', default: '0', description: 'Development mode (plain-HTTP cookies, relaxed warnings); never in production', parse: boolean },
+];
+
+/** Reads and validates the configuration. Throws `ConfigError` naming the first bad variable. */
+export function loadConfig(env: Raw = process.env, overrides: Partial<SignetConfig> = {}): Readonly<SignetConfig> {
+  const raw: Raw = { ...readConfigFile(env.SIGNET_CONFIG), ...pickDefined(env) };
+  const out: Record<string, unknown> = {};
+  const argon2: Record<string, unknown> = {};
+  for (const option of OPTIONS) {
+    const given = raw[option.env];
+    const fallback = typeof option.default === 'function' ? option.default(raw) : option.default;
+    const value = given !== undefined && given !== '' ? given : fallback;
+    const parsed = value === undefined ? undefined : option.parse(value, option.env);
+    const key = option.key;
+    if (key.startsWith('argon2.')) argon2[key.slice(7)] = parsed;
+    else out[key] = parsed;
+  }
+  out.argon2 = argon2;
+  out.audience ??= out.publicUrl;
+  return finish({ ...(out as unknown as SignetConfig), ...overrides });
+}
+
+/** Validates a configuration built in code (library use) and freezes it. */
+export function finish(config: SignetConfig): Readonly<SignetConfig> {
+  if (config.jwtSecret !== undefined) config = { ...config, jwtAlgorithm: 'HS256' };
+  if (config.jwtAlgorithm === 'HS256' && config.jwtSecret === undefined) {
+    throw new ConfigError('HS256 needs JWT_SECRET (at least 32 bytes)');
+  }
+  if (config.sessionAbsoluteTtl < config.accessTokenTtl) {
+    throw new ConfigError('SESSION_TTL must be at least ACCESS_TOKEN_TTL');
+  }
+  return Object.freeze({ ...config, argon2: Object.freeze({ ...config.argon2 }), trustProxy: Object.freeze([...config.trustProxy]) as string[] });
+}
+
+function pickDefined(env: Raw): Raw {
+  const names = new Set(OPTIONS.map((o) => o.env));
+  return Object.fromEntries(Object.entries(env).filter(([k, v]) => names.has(k) && v !== undefined));
+}
+
+function readConfigFile(path: string | undefined): Raw {
+  if (!path) return {};
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new ConfigError(`SIGNET_CONFIG: cannot read ${path} as JSON (${(error as Error).message})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError('SIGNET_CONFIG must name a JSON file holding one object of VARIABLE: value');
+  }
+  const names = new Set(OPTIONS.map((o) => o.env));
+  const raw: Raw = {};
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!names.has(key)) throw new ConfigError(`SIGNET_CONFIG: unknown setting "${key}"`);
+    if (typeof value !== 'string' && typeof value !== 'number' && typeof value !== 'boolean') {
+      throw new ConfigError(`SIGNET_CONFIG: ${key} must be a string, number or boolean`);
+    }
+    raw[key] = String(value);
+  }
+  return raw;
+}
+
+/** The `--help` text: every option with its default. */
+export function describeOptions(): string {
+  return OPTIONS.map((o) => {
+    const def = typeof o.default === 'function' ? '(derived)' : o.default === '' ? '(empty)' : o.default;
+    return `  ${o.env.padEnd(22)} ${o.description}. Default: ${def}`;
+  }).join('\n');
+}

@@ -1,0 +1,30 @@
+// Runs password hashing on a dedicated thread, outside libuv's threadpool, so
+// a flood of sign-ins cannot delay file, DNS or crypto work queued there.
+// Plain JavaScript so the same file loads from src/ (tests) and dist/.
+import { parentPort } from 'node:worker_threads';
+import argon2 from '@node-rs/argon2';
+import bcrypt from '@node-rs/bcrypt';
+
+const ARGON2ID = 2;
+
+function run(task) {
+  switch (task.op) {
+    case 'hash':
+      return argon2.hashSync(task.password, { ...task.options, algorithm: ARGON2ID });
+    case 'verify-argon2':
+      return argon2.verifySync(task.hash, task.password);
+    case 'verify-bcrypt':
+      return bcrypt.verifySync(task.password, task.hash);
+    default:
+      throw new Error(`unknown op ${task.op}`);
+  }
+}
+
+parentPort.on('message', (task) => {
+  try {
+    parentPort.postMessage({ id: task.id, ok: true, result: run(task) });
+  } catch (error) {
+    // The message never carries the password or the hash.
+    parentPort.postMessage({ id: task.id, ok: false, message: error instanceof Error ? error.message : 'hash failed' });
+  }
+});

@@ -1,0 +1,126 @@
+import { randomBytes } from 'node:crypto';
+import { dictionary } from '@zxcvbn-ts/language-common';
+import { SignetError } from '../errors.js';
+import type { HashPool, Priority } from './hash-pool.js';
+
+export const PASSWORD_MAX_LENGTH = 256;
+/** bcrypt silently ignores bytes past 72; we refuse instead of truncating. */
+const BCRYPT_MAX_BYTES = 72;
+
+export interface Argon2Parameters {
+  memoryCost: number;
+  timeCost: number;
+  parallelism: number;
+}
+
+/** Stored hashes past these cost more than a sign-in is worth: refuse, never verify (denial of service). */
+export const VERIFY_LIMITS = { argon2MemoryKiB: 256 * 1024, argon2TimeCost: 20, argon2Parallelism: 16, bcryptCost: 15 };
+
+/** NIST SP 800-63B §3.1.1.2: what is hashed and compared is the NFKC form. */
+export function normalizePassword(password: string): string {
+  return password.normalize('NFKC');
+}
+
+/** Length in Unicode code points, as the contract counts it. */
+export function passwordLength(password: string): number {
+  let n = 0;
+  for (const _ of password) n++;
+  return n;
+}
+
+const COMMON = new Set((dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
+
+/**
+ * Refuses passwords on the common-password list (~49 k entries from zxcvbn-ts)
+ * and ones equal to the account's own email, its local part or username.
+ */
+export function assertNotWeak(password: string, context: { email?: string | undefined; username?: string | null | undefined } = {}): void {
+  const lower = password.toLowerCase();
+  const own = [context.email, context.email?.split('@')[0], context.username ?? undefined].filter((v): v is string => !!v).map((v) => v.toLowerCase());
+  if (COMMON.has(lower) || own.includes(lower)) throw new SignetError('weak_password');
+}
+
+type ParsedHash =
+  | { kind: 'argon2'; variant: string; m: number; t: number; p: number }
+  | { kind: 'bcrypt'; cost: number };
+
+export function parseHash(hash: string): ParsedHash | undefined {
+  const argon = /^\$(argon2(?:id|i|d))\$v=19\$m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,3})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.exec(hash);
+  if (argon) return { kind: 'argon2', variant: argon[1]!, m: Number(argon[2]), t: Number(argon[3]), p: Number(argon[4]) };
+  const bcrypt = /^\$2[abxy]\$(\d{2})\$[./A-Za-z0-9]{53}$/.exec(hash);
+  if (bcrypt) return { kind: 'bcrypt', cost: Number(bcrypt[1]) };
+  return undefined;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  /** The stored hash uses another algorithm or other parameters than configured. */
+  needsRehash: boolean;
+}
+
+export interface PasswordHasherEvents {
+  /** A stored hash was refused without being verified (unknown format or oversized parameters). */
+  onRefusedHash?: (reason: string) => void;
+}
+
+/**
+ * Argon2id hashing (PHC strings carrying their parameters) on the hash pool,
+ * plus verification of imported bcrypt hashes. Unknown users are verified
+ * against a dummy hash so both failures take the same time.
+ */
+export class PasswordHasher {
+  readonly #pool: HashPool;
+  readonly #params: Argon2Parameters;
+  readonly #events: PasswordHasherEvents;
+  #dummy: Promise<string> | undefined;
+
+  constructor(pool: HashPool, params: Argon2Parameters, events: PasswordHasherEvents = {}) {
+    this.#pool = pool;
+    this.#params = params;
+    this.#events = events;
+  }
+
+  async hash(password: string, priority: Priority = 'normal'): Promise<string> {
+    return (await this.#pool.run({ op: 'hash', password, options: this.#params }, priority)) as string;
+  }
+
+  async verify(password: string, stored: string, priority: Priority = 'normal'): Promise<VerifyResult> {
+    const parsed = parseHash(stored);
+    const refused = parsed === undefined ? 'unrecognised hash format' : this.#refusal(parsed, password);
+    if (refused) {
+      this.#events.onRefusedHash?.(refused);
+      // Spend the same time as a real verification: the refusal must not be observable.
+      await this.verifyDummy(password, priority);
+      return { ok: false, needsRehash: false };
+    }
+    const task = parsed!.kind === 'argon2' ? ({ op: 'verify-argon2', password, hash: stored } as const) : ({ op: 'verify-bcrypt', password, hash: stored } as const);
+    const ok = (await this.#pool.run(task, priority)) === true;
+    return { ok, needsRehash: ok && this.needsRehash(stored) };
+  }
+
+  /** Always false, after the same work as a real verification. */
+  async verifyDummy(password: string, priority: Priority = 'normal'): Promise<false> {
+    this.#dummy ??= this.hash(randomBytes(18).toString('base64'));
+    await this.#pool.run({ op: 'verify-argon2', password, hash: await this.#dummy }, priority);
+    return false;
+  }
+
+  needsRehash(stored: string): boolean {
+    const parsed = parseHash(stored);
+    if (parsed?.kind !== 'argon2' || parsed.variant !== 'argon2id') return true;
+    const { memoryCost, timeCost, parallelism } = this.#params;
+    return parsed.m !== memoryCost || parsed.t !== timeCost || parsed.p !== parallelism;
+  }
+
+  #refusal(parsed: ParsedHash, password: string): string | undefined {
+    if (parsed.kind === 'bcrypt') {
+      if (parsed.cost > VERIFY_LIMITS.bcryptCost) return `bcrypt cost ${parsed.cost} exceeds ${VERIFY_LIMITS.bcryptCost}`;
+      if (Buffer.byteLength(password) > BCRYPT_MAX_BYTES) return 'password longer than bcrypt can compare without truncating';
+      return undefined;
+    }
+    if (parsed.m > VERIFY_LIMITS.argon2MemoryKiB || parsed.t > VERIFY_LIMITS.argon2TimeCost || parsed.p > VERIFY_LIMITS.argon2Parallelism) {
+      return `argon2 parameters m=${parsed.m},t=${parsed.t},p=${parsed.p} exceed the verification limits`;
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,218 @@
+import type { SignetConfig } from '../config.js';
+import { SignetError } from '../errors.js';
+import type { Db } from '../store/db.js';
+import { findUserById } from '../store/users.js';
+import {
+  endSession,
+  endUserSessions,
+  findLiveSession,
+  findRefreshToken,
+  findRefreshTokenById,
+  insertSession,
+  listLiveSessions,
+  rotateRefreshToken,
+} from '../store/sessions.js';
+import type { Liveness } from '../store/sessions.js';
+import type { RefreshTokenRow, SessionRow, UserRow } from '../store/schema.js';
+import type { AccessTokenClaims } from '../verify/jwt.js';
+import type { Clock } from './clock.js';
+import { open, randomToken, seal, sha256, uuidv7 } from './crypto.js';
+import type { TokenService } from './tokens.js';
+
+export interface ClientContext {
+  ip: string | null;
+  userAgent: string | null;
+  clientId?: string | undefined;
+  scope?: string | undefined;
+}
+
+/** What a successful sign-in, refresh or MFA verification hands the client. */
+export interface Grant {
+  accessToken: string;
+  expiresIn: number;
+  refreshToken: string;
+  refreshExpiresIn: number;
+  sessionId: string;
+  user: UserRow;
+}
+
+export interface Authenticated {
+  user: UserRow;
+  session: SessionRow;
+  claims: AccessTokenClaims;
+}
+
+export type SecurityEventSink = (event: string, fields: Record<string, unknown>) => void;
+
+const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/;
+const SUCCESSOR_PURPOSE = 'signet refresh successor v1';
+const USER_AGENT_MAX = 512;
+
+/**
+ * Sessions and their refresh-token chains (RFC 9700 §4.14: rotated on every
+ * use, reuse revokes the family).
+ *
+ * Race safety: rotation claims the presented token with a conditional update,
+ * so one of N concurrent refreshes wins. The winner stores the successor's raw
+ * value sealed under a key derived from the presented token itself: a loser
+ * (or a second tab) presenting the same token within the grace window can open
+ * it and receive the same successor, so the chain never forks, and nothing in
+ * the database alone can produce a usable refresh token.
+ */
+export class SessionService {
+  readonly #db: Db;
+  readonly #tokens: TokenService;
+  readonly #clock: Clock;
+  readonly #config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>;
+  readonly #onEvent: SecurityEventSink;
+
+  constructor(db: Db, tokens: TokenService, clock: Clock, config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>, onEvent: SecurityEventSink) {
+    this.#db = db;
+    this.#tokens = tokens;
+    this.#clock = clock;
+    this.#config = config;
+    this.#onEvent = onEvent;
+  }
+
+  /**
+   * Starts a session. With `{ newUser: true }` the user row is inserted in the
+   * same transaction (sign-up), after the tokens are signed, so a failure
+   * anywhere leaves nothing behind.
+   */
+  async start(user: UserRow, context: ClientContext, options: { newUser?: boolean } = {}): Promise<Grant> {
+    const now = this.#clock.now();
+    const session: SessionRow = {
+      id: uuidv7(now),
+      user_id: user.id,
+      created_at: now,
+      last_used_at: now,
+      expires_at: now + this.#config.sessionAbsoluteTtl * 1000,
+      ended_at: null,
+      end_reason: null,
+      user_agent: context.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
+      ip: context.ip,
+    };
+    const refreshToken = randomToken();
+    const row = this.#refreshRow(session, refreshToken, null, now);
+    const grant = await this.#grant(user, session, refreshToken, row.expires_at, context, now);
+    await insertSession(this.#db, session, row, options.newUser ? user : undefined);
+    return grant;
+  }
+
+  /** Rotates a refresh token; see the class comment for the grace window. */
+  async refresh(refreshToken: string, context: ClientContext): Promise<Grant> {
+    if (!REFRESH_TOKEN.test(refreshToken)) throw invalidRefresh('malformed');
+    const found = await findRefreshToken(this.#db, sha256(refreshToken));
+    if (!found) throw invalidRefresh('unknown');
+    const { session } = found;
+    let token = found.token;
+    const now = this.#clock.now();
+    if (!this.#isLive(session, now)) throw invalidRefresh('session ended');
+    const user = await findUserById(this.#db, session.user_id);
+    if (!user || user.disabled_at !== null) throw invalidRefresh('user gone');
+
+    if (token.rotated_at === null) {
+      if (token.expires_at <= now) throw invalidRefresh('expired');
+      const successor = randomToken();
+      const row = this.#refreshRow(session, successor, token.id, now);
+      if (await rotateRefreshToken(this.#db, token.id, row, seal(refreshToken, SUCCESSOR_PURPOSE, successor), now)) {
+        return this.#grant(user, session, successor, row.expires_at, context, now);
+      }
+      // Another request rotated it first: answer as a replay of that rotation.
+      token = (await findRefreshTokenById(this.#db, token.id)) ?? token;
+    }
+    return this.#replay(refreshToken, token, user, session, context, now);
+  }
+
+  async #replay(presented: string, token: RefreshTokenRow, user: UserRow, session: SessionRow, context: ClientContext, now: number): Promise<Grant> {
+    const withinGrace = token.rotated_at !== null && now - token.rotated_at <= this.#config.refreshReuseGrace * 1000;
+    if (withinGrace && token.successor_sealed !== null) {
+      const successor = open(presented, SUCCESSOR_PURPOSE, token.successor_sealed);
+      const child = successor === undefined ? undefined : await findRefreshToken(this.#db, sha256(successor));
+      // Only the immediate parent of the live head gets it back: never a second branch.
+      if (successor !== undefined && child && child.token.rotated_at === null && child.token.expires_at > now) {
+        return this.#grant(user, session, successor, child.token.expires_at, context, now);
+      }
+    }
+    // Reuse outside the grace window (or of an older ancestor): the token was
+    // probably stolen, so the whole session ends. This write stands on its own,
+    // committed before the request fails.
+    await endSession(this.#db, session.id, 'refresh_token_reuse', now);
+    this.#onEvent('security.refresh_token_reuse', { userId: user.id, sessionId: session.id, rotatedAgoMs: token.rotated_at === null ? null : now - token.rotated_at });
+    throw invalidRefresh('reused');
+  }
+
+  /** Access token → live user and session, or `invalid_token`. */
+  async authenticate(accessToken: string): Promise<Authenticated> {
+    const claims = this.#tokens.verify(accessToken);
+    const live = await findLiveSession(this.#db, claims.sid, claims.sub, this.#liveness(this.#clock.now()));
+    if (!live) throw new SignetError('invalid_token', { cause: new Error('session ended or user gone') });
+    return { ...live, claims };
+  }
+
+  /** Ends the session a refresh token belongs to (sign-out by refresh token). */
+  async endByRefreshToken(refreshToken: string, reason: string): Promise<boolean> {
+    if (!REFRESH_TOKEN.test(refreshToken)) return false;
+    const found = await findRefreshToken(this.#db, sha256(refreshToken));
+    if (!found) return false;
+    return this.end(found.session.id, reason);
+  }
+
+  async end(sessionId: string, reason: string): Promise<boolean> {
+    return endSession(this.#db, sessionId, reason, this.#clock.now());
+  }
+
+  async endAll(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
+    return endUserSessions(this.#db, userId, reason, this.#clock.now(), exceptSessionId);
+  }
+
+  async list(userId: string): Promise<SessionRow[]> {
+    return listLiveSessions(this.#db, userId, this.#liveness(this.#clock.now()));
+  }
+
+  #liveness(now: number): Liveness {
+    return { now, idleCutoff: now - this.#config.refreshIdleTtl * 1000 };
+  }
+
+  #isLive(session: SessionRow, now: number): boolean {
+    const { idleCutoff } = this.#liveness(now);
+    return session.ended_at === null && session.expires_at > now && session.last_used_at > idleCutoff;
+  }
+
+  #refreshRow(session: SessionRow, raw: string, parentId: string | null, now: number): RefreshTokenRow {
+    return {
+      id: uuidv7(now),
+      session_id: session.id,
+      token_hash: sha256(raw),
+      parent_id: parentId,
+      created_at: now,
+      // Rotation never extends the absolute lifetime.
+      expires_at: Math.min(now + this.#config.refreshIdleTtl * 1000, session.expires_at),
+      rotated_at: null,
+      successor_sealed: null,
+    };
+  }
+
+  async #grant(user: UserRow, session: SessionRow, refreshToken: string, refreshExpiresAt: number, context: ClientContext, now: number): Promise<Grant> {
+    const accessToken = await this.#tokens.issue({
+      userId: user.id,
+      sessionId: session.id,
+      email: user.email,
+      emailVerified: user.email_verified === 1,
+      clientId: context.clientId,
+      scope: context.scope,
+    });
+    return {
+      accessToken,
+      expiresIn: this.#tokens.ttl,
+      refreshToken,
+      refreshExpiresIn: Math.max(0, Math.floor((refreshExpiresAt - now) / 1000)),
+      sessionId: session.id,
+      user,
+    };
+  }
+}
+
+function invalidRefresh(reason: string): SignetError {
+  return new SignetError('invalid_refresh_token', { cause: new Error(reason) });
+}

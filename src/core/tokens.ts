@@ -1,0 +1,78 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import type { SignetConfig } from '../config.js';
+import { SignetError } from '../errors.js';
+import type { AccessTokenClaims, JwtRules } from '../verify/jwt.js';
+import { JwtVerificationError, VerifiedTokenCache, verifyCached } from '../verify/jwt.js';
+import type { Clock } from './clock.js';
+import type { Keyring } from './keys.js';
+import { CLOCK_LEEWAY } from './keys.js';
+
+export interface TokenSubject {
+  userId: string;
+  sessionId: string;
+  email: string;
+  emailVerified: boolean;
+  clientId?: string | undefined;
+  scope?: string | undefined;
+}
+
+export const DEFAULT_CLIENT_ID = 'signet';
+
+/** Issues and checks RFC 9068 access tokens. */
+export class TokenService {
+  readonly #keyring: Keyring;
+  readonly #config: Pick<SignetConfig, 'publicUrl' | 'audience' | 'accessTokenTtl'>;
+  readonly #clock: Clock;
+  readonly #cache = new VerifiedTokenCache();
+  readonly rules: JwtRules;
+
+  constructor(keyring: Keyring, config: Pick<SignetConfig, 'publicUrl' | 'audience' | 'accessTokenTtl'>, clock: Clock) {
+    this.#keyring = keyring;
+    this.#config = config;
+    this.#clock = clock;
+    this.rules = {
+      issuer: config.publicUrl,
+      audience: config.audience,
+      algorithms: [keyring.algorithm],
+      leeway: CLOCK_LEEWAY,
+      requiredClaims: ['sid'],
+    };
+  }
+
+  get ttl(): number {
+    return this.#config.accessTokenTtl;
+  }
+
+  async issue(subject: TokenSubject): Promise<string> {
+    const key = this.#keyring.active();
+    const now = Math.floor(this.#clock.now() / 1000);
+    // Few claims on purpose: the token rides in every request header and cookie (see docs/tokens.md).
+    const claims: Record<string, unknown> = {
+      client_id: subject.clientId ?? DEFAULT_CLIENT_ID,
+      sid: subject.sessionId,
+      email: subject.email,
+      email_verified: subject.emailVerified,
+    };
+    if (subject.scope) claims.scope = subject.scope;
+    return new SignJWT(claims)
+      .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
+      .setIssuer(this.#config.publicUrl)
+      .setAudience(this.#config.audience)
+      .setSubject(subject.userId)
+      .setIssuedAt(now)
+      .setExpirationTime(now + this.#config.accessTokenTtl)
+      .setJti(randomUUID())
+      .sign(await key.signKey());
+  }
+
+  /** Verifies signature and claims; throws `invalid_token` with the reason kept for the log. */
+  verify(token: string): AccessTokenClaims {
+    try {
+      return verifyCached(this.#cache, token, this.rules, this.#keyring.resolve, Math.floor(this.#clock.now() / 1000));
+    } catch (error) {
+      if (error instanceof JwtVerificationError) throw new SignetError('invalid_token', { cause: error });
+      throw error;
+    }
+  }
+}

@@ -1,0 +1,68 @@
+/**
+ * Every error a client can see has a stable `code` from this catalog. The HTTP
+ * layer maps codes to statuses; core modules only ever throw `SignetError`.
+ * Compare errors by `code`, never by message.
+ */
+export const ERROR_CATALOG = {
+  invalid_json: { status: 400, message: 'The request body is not valid JSON' },
+  validation_failed: { status: 400, message: 'The request is invalid' },
+  weak_password: { status: 400, message: 'This password is too common; choose another one' },
+  invalid_token: { status: 401, message: 'The access token is invalid' },
+  missing_token: { status: 401, message: 'An access token is required' },
+  invalid_credentials: { status: 401, message: 'Invalid credentials' },
+  invalid_refresh_token: { status: 401, message: 'The refresh token is invalid' },
+  email_not_verified: { status: 403, message: 'The email address has not been verified' },
+  not_found: { status: 404, message: 'Not found' },
+  session_not_found: { status: 404, message: 'Session not found' },
+  method_not_allowed: { status: 405, message: 'Method not allowed' },
+  email_taken: { status: 409, message: 'An account with this email already exists' },
+  username_taken: { status: 409, message: 'This username is taken' },
+  payload_too_large: { status: 413, message: 'The request body is too large' },
+  unsupported_media_type: { status: 415, message: 'The request body must be application/json' },
+  rate_limited: { status: 429, message: 'Too many requests; retry later' },
+  internal_error: { status: 500, message: 'Internal error' },
+  unavailable: { status: 503, message: 'The service is temporarily unavailable; retry later' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOG;
+
+export interface FieldError {
+  field: string;
+  message: string;
+}
+
+export interface SignetErrorOptions {
+  /** Shown to the client in place of the catalog message. Never put a secret here. */
+  message?: string;
+  details?: FieldError[];
+  /** Seconds, for `Retry-After`. */
+  retryAfter?: number;
+  cause?: unknown;
+}
+
+export class SignetError extends Error {
+  override readonly name = 'SignetError';
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details: FieldError[] | undefined;
+  readonly retryAfter: number | undefined;
+
+  constructor(code: ErrorCode, options: SignetErrorOptions = {}) {
+    super(options.message ?? ERROR_CATALOG[code].message, { cause: options.cause });
+    this.code = code;
+    this.status = ERROR_CATALOG[code].status;
+    this.details = options.details;
+    this.retryAfter = options.retryAfter;
+  }
+}
+
+/** The store could not be reached. Mapped to `503 unavailable`; the store recovers on its own. */
+export class StoreUnavailableError extends SignetError {
+  constructor(cause: unknown) {
+    super('unavailable', { retryAfter: 5, cause });
+  }
+}
+
+export function isSignetError(error: unknown, code?: ErrorCode): error is SignetError {
+  return error instanceof SignetError && (code === undefined || error.code === code);
+}

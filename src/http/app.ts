@@ -1,0 +1,119 @@
+import { Hono } from 'hono';
+import { SignetError } from '../errors.js';
+import type { Services } from '../services.js';
+import { readJsonObject, validate } from './body.js';
+import { clientIp, isHttps } from './client.js';
+import type { AppContext, AppEnv } from './context.js';
+import { errorResponse, toSignetError } from './errors.js';
+import { endSessionRoute, listSessionsRoute, meRoute } from './handlers/account.js';
+import { refreshRoute, signInRoute, signOutAllRoute, signOutRoute, signUpRoute } from './handlers/auth.js';
+import { discoveryRoute, healthRoute, jwksRoute, readyRoute } from './handlers/meta.js';
+import { openApiDocument } from './openapi.js';
+import type { Route } from './route.js';
+import { json } from './context.js';
+import { route } from './route.js';
+
+export const VERSION = '0.1.0';
+
+/** Every route Signet serves, in one table. */
+export function routeTable(services: Services): Route[] {
+  const routes: Route[] = [
+    signUpRoute(services.config.passwordMinLength),
+    signInRoute,
+    refreshRoute,
+    signOutRoute,
+    signOutAllRoute,
+    meRoute,
+    listSessionsRoute,
+    endSessionRoute,
+    jwksRoute,
+    discoveryRoute,
+    healthRoute,
+    readyRoute,
+  ];
+  let document: Record<string, unknown> | undefined;
+  routes.push(
+    route({
+      method: 'GET',
+      path: '/openapi.json',
+      tag: 'Discovery',
+      summary: 'OpenAPI 3.1 document of every route',
+      auth: 'none',
+      success: { status: 200, description: 'OpenAPI 3.1' },
+      handle: () => json((document ??= openApiDocument(routes, { serverUrl: services.config.publicUrl, version: VERSION })), 200, { 'cache-control': 'public, max-age=300' }),
+    }),
+  );
+  return routes;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** The web-standard handler: `app.fetch(request)`. */
+export function createApp(services: Services): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const routes = routeTable(services);
+  const { config, logger } = services;
+
+  app.use(async (c, next) => {
+    const started = performance.now();
+    const incoming = c.req.header('x-request-id');
+    const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
+    c.set('requestId', requestId);
+    c.set('services', services);
+    c.set('client', { ip: clientIp(c, config.trustProxy), userAgent: c.req.header('user-agent') ?? null });
+    await next();
+    const headers = c.res.headers;
+    headers.set('x-request-id', requestId);
+    headers.set('x-content-type-options', 'nosniff');
+    headers.set('referrer-policy', 'no-referrer');
+    if (c.req.path.startsWith('/auth/')) headers.set('cache-control', 'no-store');
+    if (isHttps(c, config.trustProxy)) headers.set('strict-transport-security', 'max-age=31536000; includeSubDomains');
+    logger.info({ reqId: requestId, method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100 }, 'request');
+  });
+
+  for (const r of routes) {
+    app.on(r.method, r.path, async (c) => {
+      if (r.auth === 'bearer' || (r.auth === 'bearer-or-body' && c.req.header('authorization') !== undefined)) {
+        c.set('auth', await services.sessions.authenticate(bearerToken(c)));
+      }
+      let body: unknown;
+      if (r.body) {
+        const raw = await readJsonObject(c.req.raw, config.bodyLimit, { optional: r.bodyOptional ?? false });
+        body = raw === undefined ? undefined : validate(r.body, raw, r.crossCheck?.(raw));
+      }
+      return r.handle(c, body as never);
+    });
+  }
+
+  const patterns = routes.map((r) => ({ method: r.method, regex: new RegExp(`^${r.path.replace(/:\w+/g, '[^/]+')}$`) }));
+  app.notFound((c) => {
+    const allowed: string[] = [...new Set(patterns.filter((p) => p.regex.test(c.req.path)).map((p) => p.method))];
+    if (allowed.length === 0) return errorResponse(new SignetError('not_found'), c.req.header('accept') ?? null, c.var.requestId);
+    if (allowed.includes('GET')) allowed.push('HEAD');
+    const response = errorResponse(new SignetError('method_not_allowed'), c.req.header('accept') ?? null, c.var.requestId);
+    response.headers.set('allow', allowed.join(', '));
+    return response;
+  });
+
+  app.onError((thrown, c) => {
+    const error = toSignetError(thrown);
+    if (error.status >= 500) {
+      const cause = error.cause instanceof Error ? error.cause : thrown;
+      logger.error({ reqId: c.var.requestId, code: error.code, err: { type: cause.name, message: cause.message, stack: cause.stack } }, 'request failed');
+    } else if (error.code === 'invalid_token' && error.cause instanceof Error) {
+      logger.debug({ reqId: c.var.requestId, reason: error.cause.message }, 'token rejected');
+    }
+    return errorResponse(error, c.req.header('accept') ?? null, c.var.requestId);
+  });
+
+  return app;
+}
+
+/** RFC 6750 §2.1: `Authorization: Bearer <token>`; anything else is a missing token. */
+function bearerToken(c: AppContext): string {
+  const header = c.req.header('authorization');
+  const match = header === undefined ? null : /^(\S+)(?:\s+(.*))?$/.exec(header.trim());
+  const token = match?.[2]?.trim();
+  if (!match || match[1]!.toLowerCase() !== 'bearer' || !token) throw new SignetError('missing_token');
+  return token;
+}

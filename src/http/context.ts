@@ -1,0 +1,18 @@
+import type { Context } from 'hono';
+import type { Authenticated, ClientContext } from '../core/sessions.js';
+import type { Services } from '../services.js';
+
+export interface AppEnv {
+  Variables: {
+    requestId: string;
+    services: Services;
+    client: ClientContext;
+    auth: Authenticated;
+  };
+}
+
+export type AppContext = Context<AppEnv>;
+
+export function json(body: unknown, status = 200, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json; charset=utf-8', ...headers } });
+}

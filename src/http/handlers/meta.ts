@@ -1,0 +1,75 @@
+import { json } from '../context.js';
+import { route } from '../route.js';
+import { Discovery, Jwks, Status } from '../schemas.js';
+
+export const jwksRoute = route({
+  method: 'GET',
+  path: '/.well-known/jwks.json',
+  tag: 'Discovery',
+  summary: 'Public keys that may have signed a live access token, and the next key',
+  auth: 'none',
+  success: { status: 200, description: 'JWK Set (RFC 7517)', schema: Jwks, contentType: 'application/jwk-set+json' },
+  handle: (c) => {
+    const { keyring, config } = c.var.services;
+    // A new key is published KEY_ROTATION_OVERLAP seconds before it signs; caching for
+    // at most a quarter of that means every verifier has it before its first token.
+    const maxAge = Math.min(300, Math.floor(config.keyRotationOverlap / 4));
+    return json(keyring.jwks(), 200, {
+      'content-type': 'application/jwk-set+json',
+      'cache-control': `public, max-age=${maxAge}, stale-while-revalidate=${maxAge}`,
+    });
+  },
+});
+
+export const discoveryRoute = route({
+  method: 'GET',
+  path: '/.well-known/openid-configuration',
+  tag: 'Discovery',
+  summary: 'Authorization server metadata (RFC 8414 / OpenID Connect Discovery fields that apply)',
+  auth: 'none',
+  success: { status: 200, description: 'Metadata document', schema: Discovery },
+  handle: (c) => {
+    const { config, keyring } = c.var.services;
+    const base = config.publicUrl;
+    return json(
+      {
+        issuer: base,
+        jwks_uri: `${base}/.well-known/jwks.json`,
+        token_endpoint: `${base}/auth/token`,
+        grant_types_supported: ['password', 'refresh_token'],
+        // No authorization endpoint: Signet issues tokens only at the token endpoint.
+        response_types_supported: [],
+        subject_types_supported: ['public'],
+        id_token_signing_alg_values_supported: [keyring.algorithm],
+        token_endpoint_auth_methods_supported: ['none'],
+        claims_supported: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'client_id', 'email', 'email_verified'],
+      },
+      200,
+      { 'cache-control': 'public, max-age=300' },
+    );
+  },
+});
+
+export const healthRoute = route({
+  method: 'GET',
+  path: '/healthz',
+  tag: 'Operations',
+  summary: 'Liveness: 200 while the process serves',
+  auth: 'none',
+  success: { status: 200, description: 'Serving', schema: Status },
+  handle: () => json({ status: 'ok' }),
+});
+
+export const readyRoute = route({
+  method: 'GET',
+  path: '/readyz',
+  tag: 'Operations',
+  summary: 'Readiness: 200 when storage answers, 503 otherwise',
+  auth: 'none',
+  success: { status: 200, description: 'Ready', schema: Status },
+  errors: ['unavailable'],
+  handle: async (c) => {
+    await c.var.services.db.ping();
+    return json({ status: 'ok' });
+  },
+});

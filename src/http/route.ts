@@ -1,0 +1,29 @@
+import type { ZodType, z } from 'zod';
+import type { ErrorCode, FieldError } from '../errors.js';
+import type { AppContext } from './context.js';
+
+export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+/** One row of the route table: documentation and behaviour in one place. */
+export interface Route<S extends ZodType | undefined = ZodType | undefined> {
+  method: Method;
+  /** Hono pattern, e.g. `/auth/sessions/:id`. */
+  path: string;
+  summary: string;
+  tag: string;
+  auth: 'none' | 'bearer' | 'bearer-or-body';
+  /** Validated before the handler runs; also the documented request body. */
+  body?: S;
+  bodyOptional?: boolean;
+  /** Cross-field rules on the raw body, reported together with the schema's errors. */
+  crossCheck?: (raw: Record<string, unknown>) => FieldError[];
+  success: { status: number; description: string; schema?: ZodType; contentType?: string };
+  /** Route-specific errors (general ones are documented for every route). */
+  errors?: ErrorCode[];
+  handle: (c: AppContext, body: S extends ZodType ? z.output<S> : undefined) => Promise<Response> | Response;
+}
+
+/** Typed constructor for a row: ties the handler's body type to its schema. */
+export function route<S extends ZodType | undefined = undefined>(spec: Route<S>): Route {
+  return spec as unknown as Route;
+}

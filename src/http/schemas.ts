@@ -1,0 +1,125 @@
+import { z } from 'zod';
+import { ERROR_CATALOG } from '../errors.js';
+import { PASSWORD_MAX_LENGTH, normalizePassword, passwordLength } from '../core/passwords.js';
+
+/**
+ * Request and response schemas: the same objects validate requests and
+ * generate /openapi.json.
+ */
+
+// U+0000–U+001F and U+007F, left after trimming, are refused in every field.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\u0000-\u001f\u007f]/;
+const noControl = (s: string) => !CONTROL.test(s);
+const NO_CONTROL = 'must not contain control characters';
+
+/** The WHATWG HTML rule for `<input type=email>` (valid e-mail address). */
+const WHATWG_EMAIL = /^[a-zA-Z0-9.!#$%&'*+/=?^_`{|}~-]+@[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?(?:\.[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?)*$/;
+
+const string = (what = 'a string') => z.string({ error: `must be ${what}` });
+
+export const email = string()
+  .trim()
+  .refine(noControl, NO_CONTROL)
+  .max(254, 'must be at most 254 characters')
+  .regex(WHATWG_EMAIL, 'must be a valid email address')
+  .meta({ format: 'email', example: 'ada@example.com' });
+
+export const username = string()
+  .trim()
+  .refine(noControl, NO_CONTROL)
+  .min(3, 'must be at least 3 characters')
+  .max(32, 'must be at most 32 characters')
+  .regex(/^[A-Za-z0-9_.-]+$/, 'may contain only letters, digits, "_", "." and "-"')
+  .meta({ example: 'ada' });
+
+export const name = string().trim().refine(noControl, NO_CONTROL).max(100, 'must be at most 100 characters').meta({ example: 'Ada Lovelace' });
+
+/** A password being set: NFKC, then counted in code points (never truncated). */
+export function newPassword(minLength: number) {
+  return string()
+    .refine(noControl, NO_CONTROL)
+    .transform(normalizePassword)
+    .refine((p) => passwordLength(p) >= minLength, `must be at least ${minLength} characters`)
+    .refine((p) => passwordLength(p) <= PASSWORD_MAX_LENGTH, `must be at most ${PASSWORD_MAX_LENGTH} characters`)
+    .meta({ description: `${minLength}–${PASSWORD_MAX_LENGTH} code points after NFKC normalisation; not on the common-password list`, format: 'password' });
+}
+
+/** A password being checked: any non-empty string within the maximum. */
+export const currentPassword = string()
+  .refine(noControl, NO_CONTROL)
+  .transform(normalizePassword)
+  .refine((p) => p.length > 0, 'is required')
+  .refine((p) => passwordLength(p) <= PASSWORD_MAX_LENGTH, `must be at most ${PASSWORD_MAX_LENGTH} characters`)
+  .meta({ format: 'password' });
+
+export function signUpBody(minLength: number) {
+  return z.object({ email, password: newPassword(minLength), username: username.optional(), name: name.optional() });
+}
+
+export const signInBody = z.object({ email: email.optional(), username: username.optional(), password: currentPassword }).meta({
+  description: 'Exactly one of email and username.',
+});
+
+export const refreshBody = z.object({ refreshToken: string().max(512, 'must be at most 512 characters').refine(noControl, NO_CONTROL) });
+
+export const signOutBody = z.object({ refreshToken: string().max(512, 'must be at most 512 characters').refine(noControl, NO_CONTROL).optional() });
+
+// ---- responses (documentation only; built by the handlers) ----
+
+export const User = z
+  .object({
+    id: z.string().meta({ format: 'uuid' }),
+    email: z.string(),
+    emailVerified: z.boolean(),
+    username: z.string().nullable(),
+    name: z.string().nullable(),
+    mfaEnabled: z.boolean(),
+    createdAt: z.string().meta({ format: 'date-time' }),
+    updatedAt: z.string().meta({ format: 'date-time' }),
+  })
+  .meta({ id: 'User' });
+
+export const SessionResponse = z
+  .object({
+    token: z.string().meta({ description: 'JWT access token (RFC 9068)' }),
+    tokenType: z.literal('Bearer'),
+    expiresIn: z.number().int(),
+    refreshToken: z.string(),
+    refreshExpiresIn: z.number().int(),
+    user: User,
+  })
+  .meta({ id: 'SessionResponse' });
+
+export const UserResponse = z.object({ user: User }).meta({ id: 'UserResponse' });
+
+export const SessionList = z
+  .object({
+    sessions: z.array(
+      z.object({
+        id: z.string(),
+        createdAt: z.string().meta({ format: 'date-time' }),
+        lastUsedAt: z.string().meta({ format: 'date-time' }),
+        userAgent: z.string().nullable(),
+        ip: z.string().nullable(),
+        current: z.boolean(),
+      }),
+    ),
+  })
+  .meta({ id: 'SessionList' });
+
+export const ErrorBody = z
+  .object({
+    statusCode: z.number().int(),
+    error: z.string().meta({ description: 'HTTP reason phrase' }),
+    message: z.string(),
+    code: z.enum(Object.keys(ERROR_CATALOG) as [keyof typeof ERROR_CATALOG, ...(keyof typeof ERROR_CATALOG)[]]),
+    details: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
+  })
+  .meta({ id: 'Error' });
+
+export const Status = z.object({ status: z.string() }).meta({ id: 'Status' });
+
+export const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).meta({ id: 'JWKSet' });
+
+export const Discovery = z.record(z.string(), z.unknown()).meta({ id: 'DiscoveryDocument' });

@@ -1,0 +1,91 @@
+import { pino } from 'pino';
+import type { Logger } from 'pino';
+import type { SignetConfig } from './config.js';
+import type { Clock } from './core/clock.js';
+import { systemClock } from './core/clock.js';
+import { HashPool } from './core/hash-pool.js';
+import { Keyring } from './core/keys.js';
+import { PasswordHasher } from './core/passwords.js';
+import { SessionService } from './core/sessions.js';
+import { TokenService } from './core/tokens.js';
+import { AccountService } from './core/users.js';
+import { migrate, openDb } from './store/db.js';
+import type { Db } from './store/db.js';
+
+/** Everything the routes call: the composition root, free of HTTP. */
+export interface Services {
+  config: Readonly<SignetConfig>;
+  clock: Clock;
+  logger: Logger;
+  db: Db;
+  pool: HashPool;
+  hasher: PasswordHasher;
+  keyring: Keyring;
+  tokens: TokenService;
+  sessions: SessionService;
+  accounts: AccountService;
+  close(): Promise<void>;
+}
+
+export interface ServiceOptions {
+  clock?: Clock;
+  logger?: Logger;
+  /** SQLite file path, e.g. `:memory:` (ignored with DATABASE_URL). */
+  sqlitePath?: string;
+}
+
+export function createLogger(config: Pick<SignetConfig, 'logLevel'>): Logger {
+  return pino({
+    level: config.logLevel,
+    base: { service: 'signet' },
+    // Defence in depth: these keys never reach a log line even if passed by mistake.
+    redact: { paths: ['password', 'newPassword', 'currentPassword', 'token', 'refreshToken', 'accessToken', 'authorization', '*.password', '*.token', '*.refreshToken', '*.authorization', 'email', '*.email'], censor: '[redacted]' },
+  });
+}
+
+export async function createServices(config: Readonly<SignetConfig>, options: ServiceOptions = {}): Promise<Services> {
+  const clock = options.clock ?? systemClock;
+  const logger = options.logger ?? createLogger(config);
+  const onEvent = (event: string, fields: Record<string, unknown>) => {
+    if (event.startsWith('security.')) logger.warn({ event, ...fields }, event);
+    else logger.info({ event, ...fields }, event);
+  };
+  const db = openDb({
+    databaseUrl: config.databaseUrl,
+    dataDir: config.dataDir,
+    ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
+    onBackgroundError: (error) => logger.warn({ err: error.message }, 'database connection error'),
+  });
+  const pool = new HashPool(config.hashConcurrency);
+  try {
+    const applied = await migrate(db);
+    if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
+    const keyring = new Keyring({ db, config, clock, onEvent });
+    await keyring.init();
+    const hasher = new PasswordHasher(pool, config.argon2, { onRefusedHash: (reason) => logger.warn({ reason }, 'stored password hash refused') });
+    const tokens = new TokenService(keyring, config, clock);
+    const sessions = new SessionService(db, tokens, clock, config, onEvent);
+    const accounts = new AccountService(db, hasher, sessions, clock, onEvent);
+    return {
+      config,
+      clock,
+      logger,
+      db,
+      pool,
+      hasher,
+      keyring,
+      tokens,
+      sessions,
+      accounts,
+      async close() {
+        await accounts.settle();
+        await pool.close();
+        await db.close();
+      },
+    };
+  } catch (error) {
+    await pool.close();
+    await db.close();
+    throw error;
+  }
+}

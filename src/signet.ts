@@ -1,0 +1,59 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
+import type { Hono } from 'hono';
+import type { SignetConfig } from './config.js';
+import { finish, loadConfig } from './config.js';
+import type { AppEnv } from './http/context.js';
+import { createApp } from './http/app.js';
+import type { ServiceOptions, Services } from './services.js';
+import { createServices } from './services.js';
+
+export interface Signet {
+  /** Web-standard handler: `(request: Request) => Promise<Response>`. */
+  fetch: (request: Request) => Promise<Response>;
+  /** `node:http` request listener; also an Express middleware and a Fastify raw handler. */
+  handler: (req: IncomingMessage, res: ServerResponse) => void;
+  app: Hono<AppEnv>;
+  services: Services;
+  /** Periodic work (key-state refresh); stopped by close(). */
+  close(): Promise<void>;
+}
+
+export interface CreateSignetOptions extends ServiceOptions {
+  /** Settings in code; anything left out is read from the environment. */
+  config?: Partial<SignetConfig>;
+}
+
+/**
+ * Builds a Signet instance: opens the store, runs migrations, loads or creates
+ * signing keys, and returns handlers for any Node.js HTTP stack.
+ *
+ * @example
+ * const signet = await createSignet({ config: { databaseUrl: process.env.DATABASE_URL } });
+ * http.createServer(signet.handler).listen(3000);
+ */
+export async function createSignet(options: CreateSignetOptions = {}): Promise<Signet> {
+  const config = options.config ? finish({ ...loadConfig(), ...options.config }) : loadConfig();
+  const services = await createServices(config, options);
+  const app = createApp(services);
+  const refresher = scheduleKeyRefresh(services);
+  return {
+    fetch: async (request) => app.fetch(request),
+    handler: getRequestListener(app.fetch),
+    app,
+    services,
+    async close() {
+      clearInterval(refresher);
+      await services.close();
+    },
+  };
+}
+
+/** Key states change with time (a next key activates, an old one retires); every instance re-reads the table. */
+function scheduleKeyRefresh(services: Services): NodeJS.Timeout {
+  const timer = setInterval(() => {
+    services.keyring.refresh().catch((error: unknown) => services.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'signing key refresh failed'));
+  }, 30_000);
+  timer.unref();
+  return timer;
+}

@@ -1,0 +1,122 @@
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import { Kysely, Migrator, PostgresDialect, SqliteDialect } from 'kysely';
+import pg from 'pg';
+import { StoreUnavailableError } from '../errors.js';
+import type { Database } from './schema.js';
+import { migrationProvider } from './migrations/index.js';
+
+export type Dialect = 'sqlite' | 'postgres';
+
+export interface Db {
+  kysely: Kysely<Database>;
+  dialect: Dialect;
+  /** Cheap round trip for `/readyz`. */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface OpenDbOptions {
+  databaseUrl?: string | undefined;
+  /** SQLite file; `:memory:` works for tests. */
+  sqlitePath?: string;
+  dataDir: string;
+  /** Called for pool errors that have no request to fail (idle connection dropped). */
+  onBackgroundError?: (error: Error) => void;
+}
+
+export function openDb(options: OpenDbOptions): Db {
+  return options.databaseUrl ? openPostgres(options.databaseUrl, options.onBackgroundError) : openSqlite(options.sqlitePath ?? sqliteFile(options.dataDir));
+}
+
+function sqliteFile(dataDir: string): string {
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  return join(dataDir, 'signet.db');
+}
+
+function openSqlite(path: string): Db {
+  const database = new SQLite(path);
+  database.pragma('journal_mode = WAL');
+  // FULL makes every commit durable in WAL mode (NORMAL may lose the last commits on power loss).
+  database.pragma('synchronous = FULL');
+  database.pragma('foreign_keys = ON');
+  database.pragma('busy_timeout = 5000');
+  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  return {
+    kysely,
+    dialect: 'sqlite',
+    ping: async () => {
+      database.prepare('select 1').get();
+      return Promise.resolve();
+    },
+    close: () => kysely.destroy(),
+  };
+}
+
+const INT8_OID = 20;
+
+function openPostgres(connectionString: string, onBackgroundError?: (error: Error) => void): Db {
+  const pool = new pg.Pool({
+    connectionString,
+    max: 10,
+    // A store that is down must answer 503 quickly, not hang the request.
+    connectionTimeoutMillis: 3000,
+    idleTimeoutMillis: 30_000,
+    // BIGINT columns hold epoch milliseconds, well inside Number's exact range.
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID ? (value: string) => Number(value) : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  // Without a listener, an idle client losing its connection would crash the process.
+  pool.on('error', (error) => onBackgroundError?.(error));
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    kysely,
+    dialect: 'postgres',
+    ping: async () => {
+      const client = await pool.connect();
+      try {
+        await client.query('select 1');
+      } finally {
+        client.release();
+      }
+    },
+    close: () => kysely.destroy(),
+  };
+}
+
+export async function migrate(db: Db): Promise<string[]> {
+  const migrator = new Migrator({ db: db.kysely, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH', 'SQLITE_BUSY', 'SQLITE_IOERR', 'SQLITE_FULL', 'SQLITE_CANTOPEN']);
+
+/**
+ * True when an error means "the store cannot be reached right now" rather than
+ * a bug: connection failures and PostgreSQL classes 08 (connection), 53
+ * (resources) and 57 (operator intervention).
+ */
+export function isUnavailable(error: unknown): boolean {
+  if (error instanceof StoreUnavailableError) return true;
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || /^(08|53|57)/.test(code))) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|connect ETIMEDOUT|Client has encountered a connection error|Cannot use a pool after calling end/i.test(error.message);
+}
+
+/** The constraint a unique violation hit, or undefined for any other error. */
+export function uniqueViolation(error: unknown): string | undefined {
+  if (!(error instanceof Error)) return undefined;
+  const { code, constraint } = error as { code?: unknown; constraint?: unknown };
+  if (code === '23505') return typeof constraint === 'string' ? constraint : 'unknown';
+  if (code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY') {
+    // "UNIQUE constraint failed: users.email_key"
+    return /failed: (\S+)/.exec(error.message)?.[1]?.replace('.', '_') ?? 'unknown';
+  }
+  return undefined;
+}

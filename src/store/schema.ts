@@ -1,0 +1,65 @@
+/**
+ * Table shapes as both databases return them. Times are epoch milliseconds
+ * (BIGINT) and flags are 0/1 integers, so SQLite and PostgreSQL read alike.
+ */
+export interface UserRow {
+  id: string;
+  email: string;
+  /** Lower-cased email: the unique key that makes matching case-insensitive. */
+  email_key: string;
+  username: string | null;
+  username_key: string | null;
+  name: string | null;
+  password_hash: string;
+  email_verified: number;
+  disabled_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface SessionRow {
+  id: string;
+  user_id: string;
+  created_at: number;
+  last_used_at: number;
+  /** Absolute end; rotation never moves it. */
+  expires_at: number;
+  ended_at: number | null;
+  end_reason: string | null;
+  user_agent: string | null;
+  ip: string | null;
+}
+
+export interface RefreshTokenRow {
+  id: string;
+  session_id: string;
+  token_hash: string;
+  parent_id: string | null;
+  created_at: number;
+  expires_at: number;
+  rotated_at: number | null;
+  /** The successor's raw value sealed under a key derived from this token: see core/sessions.ts. */
+  successor_sealed: string | null;
+}
+
+export interface SigningKeyRow {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_jwk: string;
+  created_at: number;
+  /**
+   * When the key starts signing. Every other state is derived from this: a key
+   * whose time has not come is published but idle ("next"); the latest key
+   * whose time has come signs; an older one verifies until its successor has
+   * been signing for longer than an access token lives, then it is dropped.
+   */
+  activates_at: number;
+}
+
+export interface Database {
+  users: UserRow;
+  sessions: SessionRow;
+  refresh_tokens: RefreshTokenRow;
+  signing_keys: SigningKeyRow;
+}

@@ -1,0 +1,113 @@
+import type { Kysely, Transaction } from 'kysely';
+import type { Db } from './db.js';
+import { conflictError } from './users.js';
+import type { Database, RefreshTokenRow, SessionRow, UserRow } from './schema.js';
+
+type Executor = Kysely<Database> | Transaction<Database>;
+
+/** Stores a new session and its first refresh token, and the user too at sign-up: all or nothing. */
+export async function insertSession(db: Db, session: SessionRow, token: RefreshTokenRow, newUser?: UserRow): Promise<void> {
+  try {
+    await db.kysely.transaction().execute(async (trx) => {
+      if (newUser) await trx.insertInto('users').values(newUser).execute();
+      await trx.insertInto('sessions').values(session).execute();
+      await trx.insertInto('refresh_tokens').values(token).execute();
+    });
+  } catch (error) {
+    throw (newUser && conflictError(error)) || error;
+  }
+}
+
+/** The user and session behind an access token, if both are still live. */
+/**
+ * A session is live until it is ended, reaches its absolute end, or goes unused
+ * (no refresh) past the idle limit: `idleCutoff` is now minus that limit.
+ */
+export interface Liveness {
+  now: number;
+  idleCutoff: number;
+}
+
+export async function findLiveSession(db: Db, sessionId: string, userId: string, at: Liveness): Promise<{ user: UserRow; session: SessionRow } | undefined> {
+  const session = await db.kysely
+    .selectFrom('sessions')
+    .selectAll()
+    .where('id', '=', sessionId)
+    .where('user_id', '=', userId)
+    .where('ended_at', 'is', null)
+    .where('expires_at', '>', at.now)
+    .where('last_used_at', '>', at.idleCutoff)
+    .executeTakeFirst();
+  if (!session) return undefined;
+  const user = await db.kysely.selectFrom('users').selectAll().where('id', '=', userId).where('disabled_at', 'is', null).executeTakeFirst();
+  return user ? { user, session } : undefined;
+}
+
+export async function findRefreshToken(db: Db, tokenHash: string): Promise<{ token: RefreshTokenRow; session: SessionRow } | undefined> {
+  const token = await db.kysely.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+  if (!token) return undefined;
+  const session = await db.kysely.selectFrom('sessions').selectAll().where('id', '=', token.session_id).executeTakeFirstOrThrow();
+  return { token, session };
+}
+
+export async function findRefreshTokenById(db: Db, id: string): Promise<RefreshTokenRow | undefined> {
+  return db.kysely.selectFrom('refresh_tokens').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+/**
+ * Claims `parent` for rotation and stores its successor in one transaction. The
+ * conditional update is the lock: of two concurrent rotations exactly one sees
+ * `rotated_at IS NULL`; the other gets `false` and takes the grace path.
+ */
+export async function rotateRefreshToken(db: Db, parentId: string, successor: RefreshTokenRow, sealed: string, now: number): Promise<boolean> {
+  return db.kysely.transaction().execute(async (trx) => {
+    const claimed = await trx
+      .updateTable('refresh_tokens')
+      .set({ rotated_at: now, successor_sealed: sealed })
+      .where('id', '=', parentId)
+      .where('rotated_at', 'is', null)
+      .executeTakeFirst();
+    if (claimed.numUpdatedRows === 0n) return false;
+    await trx.insertInto('refresh_tokens').values(successor).execute();
+    await touchSession(trx, successor.session_id, now);
+    return true;
+  });
+}
+
+async function touchSession(db: Executor, sessionId: string, now: number): Promise<void> {
+  await db.updateTable('sessions').set({ last_used_at: now }).where('id', '=', sessionId).execute();
+}
+
+export async function markSessionUsed(db: Db, sessionId: string, now: number): Promise<void> {
+  await touchSession(db.kysely, sessionId, now);
+}
+
+/** Ends a session; its refresh tokens die with it. Returns false if it had already ended. */
+export async function endSession(db: Db, sessionId: string, reason: string, now: number): Promise<boolean> {
+  const result = await db.kysely
+    .updateTable('sessions')
+    .set({ ended_at: now, end_reason: reason })
+    .where('id', '=', sessionId)
+    .where('ended_at', 'is', null)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function endUserSessions(db: Db, userId: string, reason: string, now: number, exceptSessionId?: string): Promise<number> {
+  let query = db.kysely.updateTable('sessions').set({ ended_at: now, end_reason: reason }).where('user_id', '=', userId).where('ended_at', 'is', null);
+  if (exceptSessionId !== undefined) query = query.where('id', '!=', exceptSessionId);
+  const result = await query.executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}
+
+export async function listLiveSessions(db: Db, userId: string, at: Liveness): Promise<SessionRow[]> {
+  return db.kysely
+    .selectFrom('sessions')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .where('ended_at', 'is', null)
+    .where('expires_at', '>', at.now)
+    .where('last_used_at', '>', at.idleCutoff)
+    .orderBy('last_used_at', 'desc')
+    .execute();
+}

@@ -1,0 +1,70 @@
+import { SignetError } from '../errors.js';
+import type { Db } from './db.js';
+import { uniqueViolation } from './db.js';
+import type { UserRow } from './schema.js';
+
+export function emailKey(email: string): string {
+  return email.toLowerCase();
+}
+
+export function usernameKey(username: string): string {
+  return username.toLowerCase();
+}
+
+export interface NewUser {
+  id: string;
+  email: string;
+  username: string | null;
+  name: string | null;
+  passwordHash: string;
+  now: number;
+}
+
+export function newUserRow(user: NewUser): UserRow {
+  return {
+    id: user.id,
+    email: user.email,
+    email_key: emailKey(user.email),
+    username: user.username,
+    username_key: user.username === null ? null : usernameKey(user.username),
+    name: user.name,
+    password_hash: user.passwordHash,
+    email_verified: 0,
+    disabled_at: null,
+    created_at: user.now,
+    updated_at: user.now,
+  };
+}
+
+/** Maps a unique violation on users to `409 email_taken` / `username_taken`; the database decides races. */
+export function conflictError(error: unknown): SignetError | undefined {
+  const constraint = uniqueViolation(error);
+  if (constraint === undefined) return undefined;
+  if (constraint.includes('username')) return new SignetError('username_taken', { cause: error });
+  return new SignetError('email_taken', { cause: error });
+}
+
+export async function findUserById(db: Db, id: string): Promise<UserRow | undefined> {
+  return db.kysely.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+}
+
+export async function findUserByLogin(db: Db, login: { email: string } | { username: string }): Promise<UserRow | undefined> {
+  const query = db.kysely.selectFrom('users').selectAll();
+  return 'email' in login
+    ? query.where('email_key', '=', emailKey(login.email)).executeTakeFirst()
+    : query.where('username_key', '=', usernameKey(login.username)).executeTakeFirst();
+}
+
+/**
+ * Replaces a password hash only if it is still the one that was verified, so a
+ * background re-hash can never overwrite a password changed in the meantime.
+ */
+export async function replacePasswordHash(db: Db, id: string, expected: string, next: string, now: number): Promise<boolean> {
+  const result = await db.kysely
+    .updateTable('users')
+    .set({ password_hash: next, updated_at: now })
+    .where('id', '=', id)
+    .where('password_hash', '=', expected)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
