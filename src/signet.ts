@@ -33,12 +33,17 @@ export interface CreateSignetOptions extends ServiceOptions {
  * http.createServer(signet.handler).listen(3000);
  */
 export async function createSignet(options: CreateSignetOptions = {}): Promise<Signet> {
-  const config = options.config ? finish({ ...loadConfig(), ...options.config }) : loadConfig();
+  const fromEnv = loadConfig();
+  const given = options.config ?? {};
+  // An audience left unset follows the public URL, as it does from the environment.
+  const audience = given.audience ?? (given.publicUrl !== undefined && fromEnv.audience === fromEnv.publicUrl ? given.publicUrl : fromEnv.audience);
+  const config = finish({ ...fromEnv, ...given, audience });
   const services = await createServices(config, options);
   const app = createApp(services);
   const refresher = scheduleKeyRefresh(services);
   return {
     fetch: async (request) => app.fetch(request),
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the listener handles its own promise
     handler: getRequestListener(app.fetch),
     app,
     services,

@@ -197,7 +197,7 @@ export function partition(rows: SigningKeyRow[], now: number, retireAfterMs: num
   sorted.forEach((row, i) => {
     if (i === activeIndex) keep.push({ row, state: 'active' });
     else if (i > activeIndex) keep.push({ row, state: 'next' });
-    else if (now - sorted[i + 1]!.activates_at < retireAfterMs) keep.push({ row, state: 'retiring' });
+    else if (now - sorted[i + 1].activates_at < retireAfterMs) keep.push({ row, state: 'retiring' });
     else drop.push(row);
   });
   return { keep, drop };

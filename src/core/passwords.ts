@@ -23,12 +23,10 @@ export function normalizePassword(password: string): string {
 
 /** Length in Unicode code points, as the contract counts it. */
 export function passwordLength(password: string): number {
-  let n = 0;
-  for (const _ of password) n++;
-  return n;
+  return Array.from(password).length;
 }
 
-const COMMON = new Set((dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
+const COMMON = new Set((dictionary['passwords-common']).map((p) => p.toLowerCase()));
 
 /**
  * Refuses passwords on the common-password list (~49 k entries from zxcvbn-ts)
@@ -46,7 +44,7 @@ type ParsedHash =
 
 export function parseHash(hash: string): ParsedHash | undefined {
   const argon = /^\$(argon2(?:id|i|d))\$v=19\$m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,3})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.exec(hash);
-  if (argon) return { kind: 'argon2', variant: argon[1]!, m: Number(argon[2]), t: Number(argon[3]), p: Number(argon[4]) };
+  if (argon) return { kind: 'argon2', variant: argon[1], m: Number(argon[2]), t: Number(argon[3]), p: Number(argon[4]) };
   const bcrypt = /^\$2[abxy]\$(\d{2})\$[./A-Za-z0-9]{53}$/.exec(hash);
   if (bcrypt) return { kind: 'bcrypt', cost: Number(bcrypt[1]) };
   return undefined;

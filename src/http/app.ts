@@ -81,7 +81,7 @@ export function createApp(services: Services): Hono<AppEnv> {
         const raw = await readJsonObject(c.req.raw, config.bodyLimit, { optional: r.bodyOptional ?? false });
         body = raw === undefined ? undefined : validate(r.body, raw, r.crossCheck?.(raw));
       }
-      return r.handle(c, body as never);
+      return r.handle(c, body);
     });
   }
 
@@ -114,6 +114,6 @@ function bearerToken(c: AppContext): string {
   const header = c.req.header('authorization');
   const match = header === undefined ? null : /^(\S+)(?:\s+(.*))?$/.exec(header.trim());
   const token = match?.[2]?.trim();
-  if (!match || match[1]!.toLowerCase() !== 'bearer' || !token) throw new SignetError('missing_token');
+  if (!match || match[1].toLowerCase() !== 'bearer' || !token) throw new SignetError('missing_token');
   return token;
 }

@@ -11,7 +11,7 @@ export function isJsonContentType(header: string | null): boolean {
 }
 
 export function isFormContentType(header: string | null): boolean {
-  return header !== null && header.split(';')[0]!.trim().toLowerCase() === 'application/x-www-form-urlencoded';
+  return header !== null && header.split(';')[0].trim().toLowerCase() === 'application/x-www-form-urlencoded';
 }
 
 /** Whether the request says it carries a body (a length above zero, or chunked). */
@@ -28,7 +28,7 @@ export async function readBody(request: Request, limit: number): Promise<Uint8Ar
   if (!request.body) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let size = 0;
-  const reader = request.body.getReader();
+  const reader = (request.body as ReadableStream<Uint8Array>).getReader();
   for (;;) {
     const { done, value } = await reader.read();
     if (done) break;

@@ -29,7 +29,7 @@ export function clientIp(c: AppContext, trusted: readonly string[]): string | nu
     .map((s) => normalize(s.trim()))
     .filter((s): s is string => !!s && isIP(s) !== 0);
   for (let i = forwarded.length - 1; i >= 0; i--) {
-    if (!trusted.includes(forwarded[i]!)) return forwarded[i]!;
+    if (!trusted.includes(forwarded[i])) return forwarded[i];
   }
   return forwarded[0] ?? peer;
 }

@@ -25,7 +25,8 @@ export function openApiDocument(routes: readonly Route[], info: { serverUrl: str
   const schemas: Record<string, unknown> = {};
   const collect = (schema: ZodType, io: 'input' | 'output'): unknown => {
     const out = jsonSchema(schema, io) as Record<string, unknown> & { $defs?: Record<string, unknown> };
-    const { $defs, $schema: _drop, ...rest } = out;
+    const { $defs, ...rest } = out;
+    delete rest.$schema;
     Object.assign(schemas, $defs ?? {});
     const id = z.globalRegistry.get(schema)?.id;
     if (typeof id === 'string') {

@@ -25,5 +25,5 @@ export interface Route<S extends ZodType | undefined = ZodType | undefined> {
 
 /** Typed constructor for a row: ties the handler's body type to its schema. */
 export function route<S extends ZodType | undefined = undefined>(spec: Route<S>): Route {
-  return spec as unknown as Route;
+  return spec;
 }
