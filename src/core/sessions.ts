@@ -9,6 +9,7 @@ import {
   findRefreshToken,
   findRefreshTokenById,
   insertSession,
+  listEndedSince,
   listLiveSessions,
   rotateRefreshToken,
 } from '../store/sessions.js';
@@ -168,6 +169,15 @@ export class SessionService {
 
   async list(userId: string): Promise<SessionRow[]> {
     return listLiveSessions(this.#db, userId, this.#liveness(this.#clock.now()));
+  }
+
+  /**
+   * Ids of sessions ended recently enough that their access tokens may still be
+   * unexpired: what `signet/verify` polls to refuse them without a per-request call.
+   */
+  async recentlyEnded(): Promise<string[]> {
+    const horizon = (this.#tokens.ttl + 60) * 1000;
+    return listEndedSince(this.#db, this.#clock.now() - horizon);
   }
 
   #liveness(now: number): Liveness {

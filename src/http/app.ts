@@ -7,7 +7,8 @@ import type { AppContext, AppEnv } from './context.js';
 import { errorResponse, toSignetError } from './errors.js';
 import { endSessionRoute, listSessionsRoute, meRoute } from './handlers/account.js';
 import { refreshRoute, signInRoute, signOutAllRoute, signOutRoute, signUpRoute } from './handlers/auth.js';
-import { discoveryRoute, healthRoute, jwksRoute, readyRoute } from './handlers/meta.js';
+import { discoveryRoute, healthRoute, jwksRoute, readyRoute, revocationsRoute } from './handlers/meta.js';
+import { tokenRoute } from './handlers/oauth.js';
 import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
 import { json } from './context.js';
@@ -21,11 +22,13 @@ export function routeTable(services: Services): Route[] {
     signUpRoute(services.config.passwordMinLength),
     signInRoute,
     refreshRoute,
+    tokenRoute,
     signOutRoute,
     signOutAllRoute,
     meRoute,
     listSessionsRoute,
     endSessionRoute,
+    revocationsRoute,
     jwksRoute,
     discoveryRoute,
     healthRoute,
@@ -77,7 +80,7 @@ export function createApp(services: Services): Hono<AppEnv> {
         c.set('auth', await services.sessions.authenticate(bearerToken(c)));
       }
       let body: unknown;
-      if (r.body) {
+      if (r.body && r.bodyMode !== 'custom') {
         const raw = await readJsonObject(c.req.raw, config.bodyLimit, { optional: r.bodyOptional ?? false });
         body = raw === undefined ? undefined : validate(r.body, raw, r.crossCheck?.(raw));
       }

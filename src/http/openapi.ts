@@ -58,7 +58,7 @@ export function openApiDocument(routes: readonly Route[], info: { serverUrl: str
       operationId: `${r.method.toLowerCase()}${path.replace(/[^A-Za-z0-9]+(\w)?/g, (_, ch: string | undefined) => (ch ?? '').toUpperCase())}`,
       ...(r.path.includes(':') ? { parameters: [...r.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })) } : {}),
       ...(r.auth === 'bearer' ? { security: [{ bearer: [] }] } : r.auth === 'bearer-or-body' ? { security: [{ bearer: [] }, {}] } : {}),
-      ...(r.body ? { requestBody: { required: !r.bodyOptional, content: { 'application/json': { schema: collect(r.body, 'input') } } } } : {}),
+      ...(r.body ? { requestBody: { required: !r.bodyOptional, content: Object.fromEntries((r.bodyContentTypes ?? ['application/json']).map((t) => [t, { schema: collect(r.body!, 'input') }])) } } : {}),
       responses,
     };
   }

@@ -15,6 +15,10 @@ export interface Route<S extends ZodType | undefined = ZodType | undefined> {
   /** Validated before the handler runs; also the documented request body. */
   body?: S;
   bodyOptional?: boolean;
+  /** `custom`: the handler reads the body itself (the OAuth token endpoint); `body` then only documents it. */
+  bodyMode?: 'json' | 'custom';
+  /** Media types documented for the body (default JSON only). */
+  bodyContentTypes?: string[];
   /** Cross-field rules on the raw body, reported together with the schema's errors. */
   crossCheck?: (raw: Record<string, unknown>) => FieldError[];
   success: { status: number; description: string; schema?: ZodType; contentType?: string };

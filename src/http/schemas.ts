@@ -123,3 +123,32 @@ export const Status = z.object({ status: z.string() }).meta({ id: 'Status' });
 export const Jwks = z.object({ keys: z.array(z.record(z.string(), z.unknown())) }).meta({ id: 'JWKSet' });
 
 export const Discovery = z.record(z.string(), z.unknown()).meta({ id: 'DiscoveryDocument' });
+
+export const RevocationList = z
+  .object({
+    sessions: z.array(z.string()).meta({ description: 'Session ids (the `sid` claim) ended within the horizon' }),
+    horizon: z.number().int().meta({ description: 'Seconds covered: access-token lifetime plus clock leeway' }),
+  })
+  .meta({ id: 'RevocationList' });
+
+/** POST /auth/token (RFC 6749 §4.3, §6), form-encoded or JSON. Documentation; the handler parses. */
+export const TokenRequest = z
+  .object({
+    grant_type: z.enum(['password', 'refresh_token']),
+    username: z.string().optional().meta({ description: 'password grant: an email or a username' }),
+    password: z.string().optional().meta({ description: 'password grant' }),
+    refresh_token: z.string().optional().meta({ description: 'refresh_token grant' }),
+    client_id: z.string().optional(),
+    scope: z.string().optional(),
+  })
+  .meta({ id: 'TokenRequest' });
+
+export const TokenResponse = z
+  .object({
+    access_token: z.string(),
+    token_type: z.literal('Bearer'),
+    expires_in: z.number().int(),
+    refresh_token: z.string(),
+    scope: z.string().optional(),
+  })
+  .meta({ id: 'TokenResponse' });

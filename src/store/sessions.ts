@@ -111,3 +111,9 @@ export async function listLiveSessions(db: Db, userId: string, at: Liveness): Pr
     .orderBy('last_used_at', 'desc')
     .execute();
 }
+
+/** Sessions ended after `since` (their access tokens may still be unexpired). */
+export async function listEndedSince(db: Db, since: number): Promise<string[]> {
+  const rows = await db.kysely.selectFrom('sessions').select('id').where('ended_at', '>', since).orderBy('ended_at', 'desc').limit(100_000).execute();
+  return rows.map((r) => r.id);
+}

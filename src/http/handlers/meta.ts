@@ -1,6 +1,6 @@
 import { json } from '../context.js';
 import { route } from '../route.js';
-import { Discovery, Jwks, Status } from '../schemas.js';
+import { Discovery, Jwks, RevocationList, Status } from '../schemas.js';
 
 export const jwksRoute = route({
   method: 'GET',
@@ -71,5 +71,18 @@ export const readyRoute = route({
   handle: async (c) => {
     await c.var.services.db.ping();
     return json({ status: 'ok' });
+  },
+});
+
+export const revocationsRoute = route({
+  method: 'GET',
+  path: '/auth/revocations',
+  tag: 'Sessions',
+  summary: 'Ids of sessions ended while their access tokens may still be unexpired (polled by signet/verify)',
+  auth: 'none',
+  success: { status: 200, description: 'Recently ended session ids', schema: RevocationList },
+  handle: async (c) => {
+    const { sessions, tokens } = c.var.services;
+    return json({ sessions: await sessions.recentlyEnded(), horizon: tokens.ttl + 60 });
   },
 });

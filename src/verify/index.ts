@@ -1,0 +1,274 @@
+import { createPublicKey, createSecretKey } from 'node:crypto';
+import type { JsonWebKey, KeyObject } from 'node:crypto';
+import { createRemoteJWKSet, customFetch } from 'jose';
+import type { RemoteJWKSet } from 'jose';
+import { ALGORITHMS, JwtVerificationError, VerifiedTokenCache, verifyCached } from './jwt.js';
+import type { AccessTokenClaims, JwtAlgorithm, JwtRules } from './jwt.js';
+
+export { JwtVerificationError } from './jwt.js';
+export type { AccessTokenClaims, JwtAlgorithm } from './jwt.js';
+
+/**
+ * `signet/verify`: protect another service's routes with Signet's access
+ * tokens. No database, no Signet server code; one dependency (jose) for
+ * fetching and caching the JWKS.
+ *
+ * @example
+ * const verifier = createVerifier({
+ *   issuer: 'https://auth.example.com',
+ *   audience: 'https://auth.example.com',
+ *   algorithms: ['RS256'],
+ * });
+ * app.use(verifier.express());          // req.auth = claims
+ */
+export interface VerifierOptions {
+  /** Expected `iss`, exactly as Signet's PUBLIC_URL. Required. */
+  issuer: string;
+  /** Expected `aud` (Signet's JWT_AUDIENCE; defaults there to PUBLIC_URL). Required. */
+  audience: string;
+  /** Allowed `alg` values. Required: a verifier never lets the token choose. */
+  algorithms: JwtAlgorithm[];
+  /** JWKS location; defaults to `<issuer>/.well-known/jwks.json`. */
+  jwksUri?: string | URL;
+  /** The shared secret for HS256 deployments (Signet's JWT_SECRET). */
+  secret?: string;
+  /** Clock tolerance for exp/nbf, seconds (default 30, at most 60). */
+  leeway?: number;
+  /** Claims that must be present (default `['sid']`). */
+  requiredClaims?: string[];
+  /** Scopes the token's `scope` must contain, all of them. */
+  requiredScopes?: string[];
+  /** Verified tokens remembered (default 10 000); 0 disables the cache. */
+  cacheSize?: number;
+  /** Minimum time between JWKS refetches caused by an unknown `kid` (default 30 s). */
+  jwksCooldownMs?: number;
+  /**
+   * Opt-in: refuse tokens of ended sessions. The list of recently ended
+   * sessions is polled from Signet every `intervalMs` (default 30 s), so a
+   * session ended at Signet is refused here within that delay; no request
+   * waits on the network.
+   */
+  revocation?: { url?: string | URL; intervalMs?: number };
+  /** Errors of background work (JWKS or revocation refresh). */
+  onError?: (error: Error) => void;
+  /** For tests and custom agents. */
+  fetch?: typeof fetch;
+}
+
+export interface Verifier {
+  /** Resolves with the claims, or rejects with JwtVerificationError. */
+  verify(token: string): Promise<AccessTokenClaims>;
+  /** Verifies an `Authorization` header value; rejects `missing_token` / `invalid_token`. */
+  verifyAuthorization(header: string | undefined | null): Promise<AccessTokenClaims>;
+  /** `node:http` and Express middleware: sets `req.auth`, answers 401 itself. */
+  node(): (req: NodeRequest, res: NodeResponse, next?: (error?: unknown) => void) => void;
+  express(): (req: NodeRequest, res: NodeResponse, next: (error?: unknown) => void) => void;
+  /** Fastify `preHandler` hook: sets `request.auth`. */
+  fastify(): (request: FastifyLikeRequest, reply: FastifyLikeReply) => Promise<void>;
+  /** Hono middleware: `c.get('auth')`. */
+  hono(): (c: HonoLikeContext, next: () => Promise<void>) => Promise<Response | void>;
+  /** Stops background polling. */
+  close(): void;
+}
+
+interface NodeRequest {
+  headers: Record<string, string | string[] | undefined>;
+  auth?: AccessTokenClaims;
+}
+interface NodeResponse {
+  statusCode: number;
+  setHeader(name: string, value: string): unknown;
+  end(body?: string): unknown;
+}
+interface FastifyLikeRequest {
+  headers: Record<string, string | string[] | undefined>;
+  auth?: AccessTokenClaims;
+}
+interface FastifyLikeReply {
+  code(status: number): FastifyLikeReply;
+  header(name: string, value: string): FastifyLikeReply;
+  send(body: unknown): unknown;
+}
+interface HonoLikeContext {
+  req: { header(name: string): string | undefined };
+  set(key: 'auth', value: AccessTokenClaims): void;
+}
+
+/** Missing credentials: RFC 6750 §3.1 says no `error` parameter. */
+export class MissingTokenError extends Error {
+  override readonly name = 'MissingTokenError';
+  readonly code = 'missing_token';
+  constructor() {
+    super('an access token is required');
+  }
+}
+
+export function createVerifier(options: VerifierOptions): Verifier {
+  const rules = checkOptions(options);
+  const doFetch = options.fetch ?? fetch;
+  const cache = new VerifiedTokenCache(options.cacheSize ?? 10_000);
+  const keys = new Map<string, { alg: string; key: KeyObject }>();
+  const onError = options.onError ?? (() => undefined);
+  const cooldown = options.jwksCooldownMs ?? 30_000;
+  const timers: NodeJS.Timeout[] = [];
+
+  let remote: RemoteJWKSet | undefined;
+  let lastFetch = 0;
+  let inflight: Promise<void> | undefined;
+  if (options.secret !== undefined) {
+    const secret = createSecretKey(Buffer.from(options.secret, 'utf8'));
+    // HS256 tokens carry Signet's kid for the secret; any kid maps to the one secret.
+    keys.set('*', { alg: 'HS256', key: secret });
+  }
+  if (rules.algorithms.some((a) => a !== 'HS256')) {
+    const jwksUri = new URL(options.jwksUri ?? `${options.issuer}/.well-known/jwks.json`);
+    remote = createRemoteJWKSet(jwksUri, { cooldownDuration: cooldown, cacheMaxAge: 10 * 60_000, ...(options.fetch ? { [customFetch]: options.fetch } : {}) });
+  }
+
+  /** One JWKS fetch at a time, however many requests ask. */
+  const refreshKeys = (): Promise<void> =>
+    (inflight ??= (async () => {
+      try {
+        await remote!.reload();
+        lastFetch = Date.now();
+        for (const [kid, entry] of [...keys]) if (kid !== '*' && entry.alg !== 'HS256') keys.delete(kid);
+        for (const jwk of remote!.jwks()?.keys ?? []) {
+          if (typeof jwk.kid !== 'string' || typeof jwk.alg !== 'string' || (jwk.use !== undefined && jwk.use !== 'sig')) continue;
+          try {
+            keys.set(jwk.kid, { alg: jwk.alg, key: createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' }) });
+          } catch (error) {
+            onError(error as Error);
+          }
+        }
+      } finally {
+        inflight = undefined;
+      }
+    })());
+
+  const resolve = (kid: string, alg: JwtAlgorithm): KeyObject | undefined => {
+    const entry = alg === 'HS256' ? keys.get('*') : keys.get(kid);
+    return entry && entry.alg === alg ? entry.key : undefined;
+  };
+
+  let revoked = new Set<string>();
+  let revocationReady: Promise<void> | undefined;
+  if (options.revocation) {
+    const url = new URL(options.revocation.url ?? `${options.issuer}/auth/revocations`);
+    const poll = async () => {
+      const response = await doFetch(url, { headers: { accept: 'application/json' } });
+      if (!response.ok) throw new Error(`revocation list: HTTP ${response.status}`);
+      const body = (await response.json()) as { sessions?: unknown };
+      if (!Array.isArray(body.sessions)) throw new Error('revocation list: malformed body');
+      revoked = new Set(body.sessions.filter((s): s is string => typeof s === 'string'));
+    };
+    revocationReady = poll().catch(onError);
+    const timer = setInterval(() => void poll().catch(onError), options.revocation.intervalMs ?? 30_000);
+    timer.unref();
+    timers.push(timer);
+  }
+
+  async function verify(token: string): Promise<AccessTokenClaims> {
+    if (revocationReady) await revocationReady;
+    if (remote && lastFetch === 0) await refreshKeys();
+    const now = () => Math.floor(Date.now() / 1000);
+    let claims: AccessTokenClaims;
+    try {
+      claims = verifyCached(cache, token, rules, resolve, now());
+    } catch (error) {
+      // An unknown kid may be a key published after our last fetch: refetch once, never in a storm.
+      if (!(error instanceof JwtVerificationError) || !error.unknownKid || !remote || Date.now() - lastFetch < cooldown) throw error;
+      await refreshKeys();
+      claims = verifyCached(cache, token, rules, resolve, now());
+    }
+    if (remote && !remote.fresh && !inflight) void refreshKeys().catch(onError);
+    if (revoked.has(claims.sid)) throw new JwtVerificationError('session ended');
+    if (options.requiredScopes?.length) {
+      const granted = new Set((typeof claims.scope === 'string' ? claims.scope : '').split(' '));
+      if (!options.requiredScopes.every((s) => granted.has(s))) throw new JwtVerificationError('insufficient scope');
+    }
+    return claims;
+  }
+
+  async function verifyAuthorization(header: string | undefined | null): Promise<AccessTokenClaims> {
+    const match = header ? /^(\S+)(?:\s+(.*))?$/.exec(header.trim()) : null;
+    const token = match?.[2]?.trim();
+    if (!match || match[1].toLowerCase() !== 'bearer' || !token) throw new MissingTokenError();
+    return verify(token);
+  }
+
+  const failure = (error: unknown) => {
+    const missing = error instanceof MissingTokenError;
+    if (!missing && !(error instanceof JwtVerificationError)) onError(error as Error);
+    return {
+      status: 401,
+      challenge: missing ? 'Bearer realm="signet"' : 'Bearer realm="signet", error="invalid_token"',
+      body: { statusCode: 401, error: 'Unauthorized', message: missing ? 'An access token is required' : 'The access token is invalid', code: missing ? 'missing_token' : 'invalid_token' },
+    };
+  };
+  const header = (headers: Record<string, string | string[] | undefined>) => {
+    const value = headers.authorization;
+    return Array.isArray(value) ? value[0] : value;
+  };
+
+  const node = () => (req: NodeRequest, res: NodeResponse, next?: (error?: unknown) => void) => {
+    verifyAuthorization(header(req.headers)).then(
+      (claims) => {
+        req.auth = claims;
+        next?.();
+      },
+      (error: unknown) => {
+        const f = failure(error);
+        res.statusCode = f.status;
+        res.setHeader('www-authenticate', f.challenge);
+        res.setHeader('content-type', 'application/json; charset=utf-8');
+        res.setHeader('cache-control', 'no-store');
+        res.end(JSON.stringify(f.body));
+      },
+    );
+  };
+
+  return {
+    verify,
+    verifyAuthorization,
+    node,
+    express: node,
+    fastify: () => async (request, reply) => {
+      try {
+        request.auth = await verifyAuthorization(header(request.headers));
+      } catch (error) {
+        const f = failure(error);
+        reply.code(f.status).header('www-authenticate', f.challenge).header('cache-control', 'no-store').send(f.body);
+      }
+    },
+    hono: () => async (c, next) => {
+      try {
+        c.set('auth', await verifyAuthorization(c.req.header('authorization')));
+      } catch (error) {
+        const f = failure(error);
+        return new Response(JSON.stringify(f.body), { status: f.status, headers: { 'www-authenticate': f.challenge, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' } });
+      }
+      await next();
+      return undefined;
+    },
+    close: () => timers.forEach(clearInterval),
+  };
+}
+
+function checkOptions(options: VerifierOptions): JwtRules {
+  // Caller mistakes are TypeErrors: a verifier must pin issuer, audience and algorithms.
+  if (!options || typeof options.issuer !== 'string' || options.issuer === '') throw new TypeError('createVerifier: `issuer` is required');
+  if (typeof options.audience !== 'string' || options.audience === '') throw new TypeError('createVerifier: `audience` is required');
+  if (!Array.isArray(options.algorithms) || options.algorithms.length === 0) throw new TypeError('createVerifier: `algorithms` is required (e.g. ["RS256"])');
+  for (const alg of options.algorithms) if (!ALGORITHMS.includes(alg)) throw new TypeError(`createVerifier: unsupported algorithm "${String(alg)}"`);
+  if (options.algorithms.includes('HS256') && !options.secret) throw new TypeError('createVerifier: HS256 needs `secret`');
+  if (options.secret !== undefined && Buffer.byteLength(options.secret) < 32) throw new TypeError('createVerifier: `secret` must be at least 32 bytes');
+  const leeway = options.leeway ?? 30;
+  if (!(leeway >= 0 && leeway <= 60)) throw new TypeError('createVerifier: `leeway` must be between 0 and 60 seconds');
+  return {
+    issuer: options.issuer,
+    audience: options.audience,
+    algorithms: [...options.algorithms],
+    leeway,
+    requiredClaims: options.requiredClaims ?? ['sid'],
+  };
+}
