@@ -133,7 +133,7 @@ export const OPTIONS: readonly Option[] = [
     default: 'RS256',
     description: 'Access-token algorithm when JWT_SECRET is unset: RS256, ES256 or EdDSA',
     parse: (value: string, env: string) => {
-      if (value !== 'RS256' && value !== 'ES256' && value !== 'EdDSA') throw new ConfigError(`${env} must be RS256, ES256 or EdDSA, got "${value}"`);
+      if (value !== 'RS256' && value !== 'ES256' && value !== 'EdDSA' && value !== 'HS256') throw new ConfigError(`${env} must be RS256, ES256, EdDSA (or HS256 with JWT_SECRET), got "${value}"`);
       return value;
     },
   },
@@ -184,6 +184,9 @@ export function loadConfig(env: Raw = process.env, overrides: Partial<SignetConf
 
 /** Validates a configuration built in code (library use) and freezes it. */
 export function finish(config: SignetConfig): Readonly<SignetConfig> {
+  // Settings given in code get the same checks as the environment's.
+  if (config.jwtSecret !== undefined) secret(32)(config.jwtSecret, 'JWT_SECRET');
+  if (config.masterSecret !== undefined) secret(32)(config.masterSecret, 'SIGNET_SECRET');
   if (config.jwtSecret !== undefined) config = { ...config, jwtAlgorithm: 'HS256' };
   if (config.jwtAlgorithm === 'HS256' && config.jwtSecret === undefined) {
     throw new ConfigError('HS256 needs JWT_SECRET (at least 32 bytes)');

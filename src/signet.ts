@@ -11,8 +11,12 @@ import { createServices } from './services.js';
 export interface Signet {
   /** Web-standard handler: `(request: Request) => Promise<Response>`. */
   fetch: (request: Request) => Promise<Response>;
-  /** `node:http` request listener; also an Express middleware and a Fastify raw handler. */
+  /** `node:http` request listener: answers every request (404 for paths that are not Signet's). */
   handler: (req: IncomingMessage, res: ServerResponse) => void;
+  /** Connect/Express middleware: Signet's paths are answered, anything else goes to `next()`. Mount at the root. */
+  middleware: (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
+  /** Whether a request path belongs to Signet (for Fastify's `onRequest` hook and similar). */
+  handles: (url: string) => boolean;
   app: Hono<AppEnv>;
   services: Services;
   /** Periodic work (key-state refresh); stopped by close(). */
@@ -41,10 +45,14 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
   const services = await createServices(config, options);
   const app = createApp(services);
   const refresher = scheduleKeyRefresh(services);
+  const handler = getRequestListener(app.fetch);
+  const handles = (url: string) => SIGNET_PATHS.test(url.split('?')[0] ?? '');
   return {
     fetch: async (request) => app.fetch(request),
     // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the listener handles its own promise
-    handler: getRequestListener(app.fetch),
+    handler,
+    middleware: (req, res, next) => (handles(req.url ?? '/') ? void handler(req, res) : next()),
+    handles,
     app,
     services,
     async close() {
@@ -53,6 +61,8 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
     },
   };
 }
+
+const SIGNET_PATHS = /^\/(auth\/|\.well-known\/(jwks\.json|openid-configuration)$|healthz$|readyz$|metrics$|openapi\.json$)/;
 
 /** Key states change with time (a next key activates, an old one retires); every instance re-reads the table. */
 function scheduleKeyRefresh(services: Services): NodeJS.Timeout {

@@ -72,7 +72,9 @@ export class HashPool {
 
   async close(): Promise<void> {
     this.#closed = true;
-    for (const job of [...this.#queues.high.splice(0), ...this.#queues.normal.splice(0)]) job.reject(new Error('hash pool is closed'));
+    const running = this.#slots.flatMap((s) => (s.job ? [s.job] : []));
+    for (const slot of this.#slots) slot.job = undefined;
+    for (const job of [...running, ...this.#queues.high.splice(0), ...this.#queues.normal.splice(0)]) job.reject(new Error('hash pool is closed'));
     await Promise.all(this.#slots.map((s) => s.worker.terminate()));
   }
 

@@ -92,7 +92,15 @@ export class PasswordHasher {
       return { ok: false, needsRehash: false };
     }
     const task = parsed!.kind === 'argon2' ? ({ op: 'verify-argon2', password, hash: stored } as const) : ({ op: 'verify-bcrypt', password, hash: stored } as const);
-    const ok = (await this.#pool.run(task, priority)) === true;
+    let ok: boolean;
+    try {
+      ok = (await this.#pool.run(task, priority)) === true;
+    } catch (error) {
+      // A stored hash the library cannot read is refused like any other: never a 500, never an oracle.
+      this.#events.onRefusedHash?.(`stored hash could not be verified (${error instanceof Error ? error.message : 'error'})`);
+      await this.verifyDummy(password, priority);
+      return { ok: false, needsRehash: false };
+    }
     return { ok, needsRehash: ok && this.needsRehash(stored) };
   }
 

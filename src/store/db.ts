@@ -69,8 +69,11 @@ function openPostgres(connectionString: string, onBackgroundError?: (error: Erro
         oid === INT8_OID ? (value: string) => Number(value) : (pg.types.getTypeParser(oid, format) as unknown)) as typeof pg.types.getTypeParser,
     },
   });
-  // Without a listener, an idle client losing its connection would crash the process.
+  // Without listeners, a client losing its connection (idle in the pool, or checked
+  // out between queries) emits an unhandled 'error' and would crash the process.
+  // The request using it still fails on its own and answers 503.
   pool.on('error', (error) => onBackgroundError?.(error));
+  pool.on('connect', (client) => client.on('error', (error) => onBackgroundError?.(error)));
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return {
     kysely,

@@ -53,6 +53,8 @@ export interface VerifierOptions {
   onError?: (error: Error) => void;
   /** For tests and custom agents. */
   fetch?: typeof fetch;
+  /** Current time in ms (tests move it instead of sleeping). */
+  now?: () => number;
 }
 
 export interface Verifier {
@@ -67,6 +69,8 @@ export interface Verifier {
   fastify(): (request: FastifyLikeRequest, reply: FastifyLikeReply) => Promise<void>;
   /** Hono middleware: `c.get('auth')`. */
   hono(): (c: HonoLikeContext, next: () => Promise<void>) => Promise<Response | void>;
+  /** Fetches the JWKS (and the revocation list, if enabled) now. */
+  refresh(): Promise<void>;
   /** Stops background polling. */
   close(): void;
 }
@@ -109,11 +113,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
   const cache = new VerifiedTokenCache(options.cacheSize ?? 10_000);
   const keys = new Map<string, { alg: string; key: KeyObject }>();
   const onError = options.onError ?? (() => undefined);
+  const clock = options.now ?? Date.now;
   const cooldown = options.jwksCooldownMs ?? 30_000;
   const timers: NodeJS.Timeout[] = [];
 
   let remote: RemoteJWKSet | undefined;
-  let lastFetch = 0;
+  let lastAttempt = 0;
   let inflight: Promise<void> | undefined;
   if (options.secret !== undefined) {
     const secret = createSecretKey(Buffer.from(options.secret, 'utf8'));
@@ -128,9 +133,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
   /** One JWKS fetch at a time, however many requests ask. */
   const refreshKeys = (): Promise<void> =>
     (inflight ??= (async () => {
+      lastAttempt = clock();
       try {
         await remote!.reload();
-        lastFetch = Date.now();
         for (const [kid, entry] of [...keys]) if (kid !== '*' && entry.alg !== 'HS256') keys.delete(kid);
         for (const jwk of remote!.jwks()?.keys ?? []) {
           if (typeof jwk.kid !== 'string' || typeof jwk.alg !== 'string' || (jwk.use !== undefined && jwk.use !== 'sig')) continue;
@@ -152,6 +157,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   let revoked = new Set<string>();
   let revocationReady: Promise<void> | undefined;
+  let pollRevocations: (() => Promise<void>) | undefined;
   if (options.revocation) {
     const url = new URL(options.revocation.url ?? `${options.issuer}/auth/revocations`);
     const poll = async () => {
@@ -161,6 +167,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       if (!Array.isArray(body.sessions)) throw new Error('revocation list: malformed body');
       revoked = new Set(body.sessions.filter((s): s is string => typeof s === 'string'));
     };
+    pollRevocations = poll;
     revocationReady = poll().catch(onError);
     const timer = setInterval(() => void poll().catch(onError), options.revocation.intervalMs ?? 30_000);
     timer.unref();
@@ -169,14 +176,16 @@ export function createVerifier(options: VerifierOptions): Verifier {
 
   async function verify(token: string): Promise<AccessTokenClaims> {
     if (revocationReady) await revocationReady;
-    if (remote && lastFetch === 0) await refreshKeys();
-    const now = () => Math.floor(Date.now() / 1000);
+    const now = () => Math.floor(clock() / 1000);
     let claims: AccessTokenClaims;
     try {
       claims = verifyCached(cache, token, rules, resolve, now());
     } catch (error) {
-      // An unknown kid may be a key published after our last fetch: refetch once, never in a storm.
-      if (!(error instanceof JwtVerificationError) || !error.unknownKid || !remote || Date.now() - lastFetch < cooldown) throw error;
+      // An unknown kid may be a key published after our last fetch (or none has
+      // happened yet): fetch once, then not again within the cooldown, so a flood
+      // of forged kids never becomes a flood of JWKS requests.
+      if (!(error instanceof JwtVerificationError) || !error.unknownKid || !remote) throw error;
+      if (lastAttempt !== 0 && clock() - lastAttempt < cooldown && !inflight) throw error;
       await refreshKeys();
       claims = verifyCached(cache, token, rules, resolve, now());
     }
@@ -249,6 +258,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
       }
       await next();
       return undefined;
+    },
+    refresh: async () => {
+      await Promise.all([remote ? refreshKeys() : undefined, pollRevocations?.()]);
     },
     close: () => timers.forEach(clearInterval),
   };
