@@ -24,6 +24,7 @@ export interface SignetConfig {
   sessionAbsoluteTtl: number;
   refreshReuseGrace: number;
   keyRotationOverlap: number;
+  keyRotationInterval: number;
   passwordMinLength: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   hashConcurrency: number;
@@ -143,6 +144,7 @@ export const OPTIONS: readonly Option[] = [
   { env: 'SESSION_TTL', key: 'sessionAbsoluteTtl', default: String(90 * DAY), description: 'Absolute session lifetime, seconds; rotation never extends it', parse: integer(60, 400 * DAY) },
   { env: 'REFRESH_REUSE_GRACE', key: 'refreshReuseGrace', default: '10', description: 'Seconds during which a just-rotated refresh token returns the same successor', parse: integer(0, 300) },
   { env: 'KEY_ROTATION_OVERLAP', key: 'keyRotationOverlap', default: '3600', description: 'Seconds a new signing key is published in the JWKS before it signs', parse: integer(0, 30 * DAY) },
+  { env: 'KEY_ROTATION_INTERVAL', key: 'keyRotationInterval', default: String(90 * DAY), description: 'Seconds between automatic signing-key rotations (0 turns scheduled rotation off)', parse: integer(0, 3650 * DAY) },
   { env: 'PASSWORD_MIN_LENGTH', key: 'passwordMinLength', default: '8', description: 'Minimum password length in code points (NIST SP 800-63B-4 asks 15 for single-factor)', parse: integer(1, 256) },
   { env: 'ARGON2_MEMORY_KIB', key: 'argon2.memoryCost', default: '19456', description: 'Argon2id memory cost, KiB (OWASP: 19456)', parse: integer(8, 1024 * 1024) },
   { env: 'ARGON2_TIME_COST', key: 'argon2.timeCost', default: '2', description: 'Argon2id passes (OWASP: 2)', parse: integer(1, 20) },

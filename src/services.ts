@@ -1,5 +1,6 @@
 import { pino } from 'pino';
 import type { Logger } from 'pino';
+import { ConfigError } from './config.js';
 import type { SignetConfig } from './config.js';
 import type { Clock } from './core/clock.js';
 import { systemClock } from './core/clock.js';
@@ -7,8 +8,9 @@ import { HashPool } from './core/hash-pool.js';
 import { Keyring } from './core/keys.js';
 import { PasswordHasher } from './core/passwords.js';
 import { SessionService } from './core/sessions.js';
-import { TokenService } from './core/tokens.js';
+import { TOKEN_SIZE_BUDGET, TokenService } from './core/tokens.js';
 import { AccountService } from './core/users.js';
+import { Metrics } from './metrics.js';
 import { migrate, openDb } from './store/db.js';
 import type { Db } from './store/db.js';
 
@@ -24,6 +26,7 @@ export interface Services {
   tokens: TokenService;
   sessions: SessionService;
   accounts: AccountService;
+  metrics: Metrics;
   close(): Promise<void>;
 }
 
@@ -46,7 +49,10 @@ export function createLogger(config: Pick<SignetConfig, 'logLevel'>): Logger {
 export async function createServices(config: Readonly<SignetConfig>, options: ServiceOptions = {}): Promise<Services> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config);
+  const pool = new HashPool(config.hashConcurrency);
+  const metrics = new Metrics(pool);
   const onEvent = (event: string, fields: Record<string, unknown>) => {
+    metrics.event(event);
     if (event.startsWith('security.')) logger.warn({ event, ...fields }, event);
     else logger.info({ event, ...fields }, event);
   };
@@ -56,7 +62,6 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
     onBackgroundError: (error) => logger.warn({ err: error.message }, 'database connection error'),
   });
-  const pool = new HashPool(config.hashConcurrency);
   try {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
@@ -64,6 +69,10 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     await keyring.init();
     const hasher = new PasswordHasher(pool, config.argon2, { onRefusedHash: (reason) => logger.warn({ reason }, 'stored password hash refused') });
     const tokens = new TokenService(keyring, config, clock);
+    const worstCase = await tokens.worstCaseSize();
+    if (worstCase > TOKEN_SIZE_BUDGET) {
+      throw new ConfigError(`access tokens could reach ${worstCase} bytes, over the ${TOKEN_SIZE_BUDGET}-byte budget for cookies and headers: shorten PUBLIC_URL or JWT_AUDIENCE`);
+    }
     const sessions = new SessionService(db, tokens, clock, config, onEvent);
     const accounts = new AccountService(db, hasher, sessions, clock, onEvent);
     return {
@@ -77,6 +86,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       tokens,
       sessions,
       accounts,
+      metrics,
       async close() {
         await accounts.settle();
         await pool.close();

@@ -30,7 +30,7 @@ export interface SigningKey {
 
 export interface KeyringOptions {
   db: Db;
-  config: Pick<SignetConfig, 'jwtAlgorithm' | 'jwtSecret' | 'masterSecret' | 'accessTokenTtl' | 'keyRotationOverlap'>;
+  config: Pick<SignetConfig, 'jwtAlgorithm' | 'jwtSecret' | 'masterSecret' | 'accessTokenTtl' | 'keyRotationOverlap' | 'keyRotationInterval'>;
   clock: Clock;
   onEvent?: (event: string, fields: Record<string, unknown>) => void;
 }
@@ -78,6 +78,17 @@ export class Keyring {
     }
     this.#keys = await Promise.all(keep.map(({ row, state }) => this.#load(row, state)));
     this.#loadedAt = now;
+    await this.#rotateIfDue(now);
+  }
+
+  /** Scheduled rotation: once the signing key is KEY_ROTATION_INTERVAL old and no next key waits. */
+  async #rotateIfDue(now: number): Promise<void> {
+    const interval = this.#options.config.keyRotationInterval * 1000;
+    if (interval <= 0 || this.#keys.length === 0 || this.#keys.some((k) => k.activatesAt > now)) return;
+    if (now - this.active().activatesAt < interval) return;
+    // Two instances may both decide to rotate: both keys get published and the later one
+    // wins; the other retires like any old key. Nothing a verifier would notice.
+    await this.rotate();
   }
 
   /** Creates the next key: published now, signing after the overlap (`signet keys rotate`). */
@@ -89,9 +100,14 @@ export class Keyring {
     return this.#keys.find((k) => k.kid === kid)!;
   }
 
-  /** The key that signs now. */
+  /**
+   * The key that signs now: the latest one whose activation time has come,
+   * decided from the clock on every call so a next key starts signing at its
+   * moment, not at the next refresh.
+   */
   active(): SigningKey {
-    const key = this.#keys.findLast((k) => k.state === 'active');
+    const now = this.#options.clock.now();
+    const key = this.#keys.findLast((k) => k.activatesAt <= now);
     if (!key) throw new Error('keyring has no active key: call init() first');
     return key;
   }

@@ -19,6 +19,13 @@ export interface TokenSubject {
 
 export const DEFAULT_CLIENT_ID = 'signet';
 
+/**
+ * Largest access token Signet agrees to issue, bytes. Browsers cap a cookie at
+ * 4096 bytes including its name and attributes, and common proxies cap a header
+ * line near 8 KB; staying under 3.5 KB leaves room for both.
+ */
+export const TOKEN_SIZE_BUDGET = 3584;
+
 /** Issues and checks RFC 9068 access tokens. */
 export class TokenService {
   readonly #keyring: Keyring;
@@ -64,6 +71,21 @@ export class TokenService {
       .setExpirationTime(now + this.#config.accessTokenTtl)
       .setJti(randomUUID())
       .sign(await key.signKey());
+  }
+
+  /**
+   * Size of the largest token this configuration can produce (longest email,
+   * longest client_id): checked at start against TOKEN_SIZE_BUDGET.
+   */
+  async worstCaseSize(): Promise<number> {
+    const token = await this.issue({
+      userId: '00000000-0000-7000-8000-000000000000',
+      sessionId: '00000000-0000-7000-8000-000000000000',
+      email: `${'a'.repeat(64)}@${'b'.repeat(185)}.test`,
+      emailVerified: false,
+      clientId: 'c'.repeat(128),
+    });
+    return token.length;
   }
 
   /** Verifies signature and claims; throws `invalid_token` with the reason kept for the log. */

@@ -7,7 +7,7 @@ import type { AppContext, AppEnv } from './context.js';
 import { errorResponse, toSignetError } from './errors.js';
 import { endSessionRoute, listSessionsRoute, meRoute } from './handlers/account.js';
 import { refreshRoute, signInRoute, signOutAllRoute, signOutRoute, signUpRoute } from './handlers/auth.js';
-import { discoveryRoute, healthRoute, jwksRoute, readyRoute, revocationsRoute } from './handlers/meta.js';
+import { discoveryRoute, healthRoute, jwksRoute, metricsRoute, readyRoute, revocationsRoute } from './handlers/meta.js';
 import { tokenRoute } from './handlers/oauth.js';
 import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
@@ -33,6 +33,7 @@ export function routeTable(services: Services): Route[] {
     discoveryRoute,
     healthRoute,
     readyRoute,
+    metricsRoute,
   ];
   let document: Record<string, unknown> | undefined;
   routes.push(
@@ -71,7 +72,9 @@ export function createApp(services: Services): Hono<AppEnv> {
     headers.set('referrer-policy', 'no-referrer');
     if (c.req.path.startsWith('/auth/')) headers.set('cache-control', 'no-store');
     if (isHttps(c, config.trustProxy)) headers.set('strict-transport-security', 'max-age=31536000; includeSubDomains');
-    logger.info({ reqId: requestId, method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round((performance.now() - started) * 100) / 100 }, 'request');
+    const ms = performance.now() - started;
+    services.metrics.observe(c.req.method, c.req.routePath, c.res.status, ms / 1000);
+    logger.info({ reqId: requestId, method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round(ms * 100) / 100 }, 'request');
   });
 
   for (const r of routes) {

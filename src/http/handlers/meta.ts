@@ -86,3 +86,13 @@ export const revocationsRoute = route({
     return json({ sessions: await sessions.recentlyEnded(), horizon: tokens.ttl + 60 });
   },
 });
+
+export const metricsRoute = route({
+  method: 'GET',
+  path: '/metrics',
+  tag: 'Operations',
+  summary: 'Prometheus metrics (text format 0.0.4)',
+  auth: 'none',
+  success: { status: 200, description: 'Metrics', contentType: 'text/plain; version=0.0.4' },
+  handle: (c) => new Response(c.var.services.metrics.render(), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' } }),
+});

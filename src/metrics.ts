@@ -1,0 +1,93 @@
+import type { HashPool } from './core/hash-pool.js';
+
+/** Upper bounds of the request-duration histogram, seconds. */
+const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
+
+interface Series {
+  count: number;
+  sum: number;
+  buckets: number[];
+}
+
+/**
+ * Prometheus text exposition (format 0.0.4) of what an operator of a sign-in
+ * service watches: traffic and latency per route and status, the password-hash
+ * queue, and the process. Labels are route patterns, never raw paths.
+ */
+export class Metrics {
+  readonly #requests = new Map<string, number>();
+  readonly #durations = new Map<string, Series>();
+  readonly #events = new Map<string, number>();
+  readonly #pool: HashPool;
+
+  constructor(pool: HashPool) {
+    this.#pool = pool;
+  }
+
+  observe(method: string, route: string, status: number, seconds: number): void {
+    const key = `method="${method}",route="${escape(route)}",status="${status}"`;
+    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
+    const durationKey = `method="${method}",route="${escape(route)}"`;
+    let series = this.#durations.get(durationKey);
+    if (!series) this.#durations.set(durationKey, (series = { count: 0, sum: 0, buckets: BUCKETS.map(() => 0) }));
+    series.count++;
+    series.sum += seconds;
+    BUCKETS.forEach((bound, i) => {
+      if (seconds <= bound) series.buckets[i]++;
+    });
+  }
+
+  /** Counts a security or account event (`auth.signin_failed`, `security.refresh_token_reuse`, …). */
+  event(name: string): void {
+    this.#events.set(name, (this.#events.get(name) ?? 0) + 1);
+  }
+
+  render(): string {
+    const lines: string[] = [];
+    lines.push('# HELP signet_http_requests_total HTTP requests by route pattern and status.', '# TYPE signet_http_requests_total counter');
+    for (const [labels, n] of this.#requests) lines.push(`signet_http_requests_total{${labels}} ${n}`);
+    lines.push('# HELP signet_http_request_duration_seconds Time to answer, by route pattern.', '# TYPE signet_http_request_duration_seconds histogram');
+    for (const [labels, s] of this.#durations) {
+      BUCKETS.forEach((bound, i) => lines.push(`signet_http_request_duration_seconds_bucket{${labels},le="${bound}"} ${s.buckets[i]}`));
+      lines.push(`signet_http_request_duration_seconds_bucket{${labels},le="+Inf"} ${s.count}`);
+      lines.push(`signet_http_request_duration_seconds_sum{${labels}} ${s.sum}`, `signet_http_request_duration_seconds_count{${labels}} ${s.count}`);
+    }
+    lines.push('# HELP signet_events_total Account and security events.', '# TYPE signet_events_total counter');
+    for (const [name, n] of this.#events) lines.push(`signet_events_total{event="${escape(name)}"} ${n}`);
+    const pool = this.#pool.stats();
+    lines.push(
+      '# HELP signet_hash_workers Password-hash worker threads.',
+      '# TYPE signet_hash_workers gauge',
+      `signet_hash_workers ${pool.size}`,
+      '# HELP signet_hash_busy Hashes being computed now.',
+      '# TYPE signet_hash_busy gauge',
+      `signet_hash_busy ${pool.busy}`,
+      '# HELP signet_hash_queued Hashes waiting for a worker.',
+      '# TYPE signet_hash_queued gauge',
+      `signet_hash_queued ${pool.queued}`,
+      '# HELP signet_hash_average_seconds Moving average of one hash.',
+      '# TYPE signet_hash_average_seconds gauge',
+      `signet_hash_average_seconds ${pool.averageMs / 1000}`,
+      '# HELP signet_hash_completed_total Hashes computed.',
+      '# TYPE signet_hash_completed_total counter',
+      `signet_hash_completed_total ${pool.completed}`,
+    );
+    const memory = process.memoryUsage();
+    lines.push(
+      '# HELP process_resident_memory_bytes Resident memory size in bytes.',
+      '# TYPE process_resident_memory_bytes gauge',
+      `process_resident_memory_bytes ${memory.rss}`,
+      '# HELP nodejs_heap_used_bytes V8 heap in use.',
+      '# TYPE nodejs_heap_used_bytes gauge',
+      `nodejs_heap_used_bytes ${memory.heapUsed}`,
+      '# HELP process_uptime_seconds Seconds since the process started.',
+      '# TYPE process_uptime_seconds gauge',
+      `process_uptime_seconds ${process.uptime()}`,
+    );
+    return `${lines.join('\n')}\n`;
+  }
+}
+
+function escape(value: string): string {
+  return value.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n');
+}
