@@ -110,7 +110,7 @@ describe('private keys at rest', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   const open = (masterSecret: string | undefined) =>
-    createServices({ ...loadConfig({}), ...testConfig(), dataDir: dir, databaseUrl: undefined, masterSecret } as never, { clock: new TestClock() });
+    createServices({ ...loadConfig({}), ...testConfig(), dataDir: dir, databaseUrl: undefined, masterSecret }, { clock: new TestClock() });
 
   it('encrypts keys when SIGNET_SECRET is set, and refuses to start without it or with another one', async () => {
     const first = await open(undefined);
