@@ -99,7 +99,7 @@ export const OPTIONS: readonly Option[] = [
   {
     env: 'PUBLIC_URL',
     key: 'publicUrl',
-    default: (raw) => `http://${raw.HOST ?? '127.0.0.1'}:${raw.PORT ?? '3000'}`,
+    default: (raw) => `http://${raw.HOST || '127.0.0.1'}:${raw.PORT || '3000'}`,
     description: 'Public base URL: the token issuer (iss) and the base of links',
     parse: url,
   },
@@ -146,9 +146,10 @@ export const OPTIONS: readonly Option[] = [
   { env: 'KEY_ROTATION_OVERLAP', key: 'keyRotationOverlap', default: '3600', description: 'Seconds a new signing key is published in the JWKS before it signs', parse: integer(0, 30 * DAY) },
   { env: 'KEY_ROTATION_INTERVAL', key: 'keyRotationInterval', default: String(90 * DAY), description: 'Seconds between automatic signing-key rotations (0 turns scheduled rotation off)', parse: integer(0, 3650 * DAY) },
   { env: 'PASSWORD_MIN_LENGTH', key: 'passwordMinLength', default: '8', description: 'Minimum password length in code points (NIST SP 800-63B-4 asks 15 for single-factor)', parse: integer(1, 256) },
-  { env: 'ARGON2_MEMORY_KIB', key: 'argon2.memoryCost', default: '19456', description: 'Argon2id memory cost, KiB (OWASP: 19456)', parse: integer(8, 1024 * 1024) },
-  { env: 'ARGON2_TIME_COST', key: 'argon2.timeCost', default: '2', description: 'Argon2id passes (OWASP: 2)', parse: integer(1, 20) },
-  { env: 'ARGON2_PARALLELISM', key: 'argon2.parallelism', default: '1', description: 'Argon2id lanes', parse: integer(1, 16) },
+  // The caps equal the limits above which stored hashes are refused at sign-in (VERIFY_LIMITS).
+  { env: 'ARGON2_MEMORY_KIB', key: 'argon2.memoryCost', default: '19456', description: 'Argon2id memory cost, KiB (OWASP: 19456; at most 262144)', parse: integer(8, 256 * 1024) },
+  { env: 'ARGON2_TIME_COST', key: 'argon2.timeCost', default: '2', description: 'Argon2id passes (OWASP: 2; at most 20)', parse: integer(1, 20) },
+  { env: 'ARGON2_PARALLELISM', key: 'argon2.parallelism', default: '1', description: 'Argon2id lanes (at most 16)', parse: integer(1, 16) },
   { env: 'HASH_CONCURRENCY', key: 'hashConcurrency', default: () => String(availableParallelism()), description: 'Password hashes computed at once (worker threads); defaults to the number of cores', parse: integer(1, 256) },
   { env: 'BODY_LIMIT', key: 'bodyLimit', default: '16384', description: 'Largest accepted request body, bytes', parse: integer(256, 1024 * 1024) },
   {

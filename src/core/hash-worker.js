@@ -1,11 +1,22 @@
 // Runs password hashing on a dedicated thread, outside libuv's threadpool, so
 // a flood of sign-ins cannot delay file, DNS or crypto work queued there.
 // Plain JavaScript so the same file loads from src/ (tests) and dist/.
+import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import argon2 from '@node-rs/argon2';
 import bcrypt from '@node-rs/bcrypt';
 
 const ARGON2ID = 2;
+
+// Lower this thread's scheduling priority (on Linux, nice is per thread), so
+// that when hashes saturate the cores the event loop still gets one at once:
+// token checks and other routes stay fast during a sign-in flood. The hashes
+// lose nothing when the event loop is idle.
+try {
+  setPriority(10);
+} catch {
+  // Not permitted on this platform: hashing still works at normal priority.
+}
 
 function run(task) {
   switch (task.op) {

@@ -60,10 +60,18 @@ export class Keyring {
       return;
     }
     await this.refresh();
-    if (!this.#keys.some((k) => k.state === 'active')) {
+    // First start, or JWT_ALG changed since the signing key was made: a key of the
+    // configured algorithm signs from now on; the old one verifies until its tokens expire.
+    const active = this.#keys.find((k) => k.state === 'active');
+    if (!active || active.alg !== this.algorithm) {
       await this.#generate(this.#options.clock.now());
       await this.refresh();
     }
+  }
+
+  /** Algorithms of the keys that may have signed a live token (normally just the configured one). */
+  algorithms(): JwtAlgorithm[] {
+    return [...new Set([this.algorithm, ...this.#keys.map((k) => k.alg)])];
   }
 
   /** Re-reads the key table, drops keys no live token can need, and recomputes states. */

@@ -145,7 +145,7 @@ export class SessionService {
 
   /** Access token → live user and session, or `invalid_token`. */
   async authenticate(accessToken: string): Promise<Authenticated> {
-    const claims = this.#tokens.verify(accessToken);
+    const claims = await this.#tokens.verifyFresh(accessToken);
     const live = await findLiveSession(this.#db, claims.sid, claims.sub, this.#liveness(this.#clock.now()));
     if (!live) throw new SignetError('invalid_token', { cause: new Error('session ended or user gone') });
     return { ...live, claims };

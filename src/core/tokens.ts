@@ -41,7 +41,10 @@ export class TokenService {
     this.rules = {
       issuer: config.publicUrl,
       audience: config.audience,
-      algorithms: [keyring.algorithm],
+      // The configured algorithm, plus that of an older key after JWT_ALG changed.
+      get algorithms() {
+        return keyring.algorithms();
+      },
       leeway: CLOCK_LEEWAY,
       requiredClaims: ['sid'],
     };
@@ -86,6 +89,21 @@ export class TokenService {
       clientId: 'c'.repeat(128),
     });
     return token.length;
+  }
+
+  /**
+   * `verify`, and on an unknown kid one re-read of the key table first: another
+   * instance may have created a key this one has not loaded yet. At most every 5 s.
+   */
+  async verifyFresh(token: string): Promise<AccessTokenClaims> {
+    try {
+      return this.verify(token);
+    } catch (error) {
+      const unknownKid = error instanceof SignetError && error.cause instanceof JwtVerificationError && error.cause.unknownKid;
+      if (!unknownKid || this.#keyring.age() < 5000) throw error;
+      await this.#keyring.refresh();
+      return this.verify(token);
+    }
   }
 
   /** Verifies signature and claims; throws `invalid_token` with the reason kept for the log. */

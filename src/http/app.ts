@@ -1,7 +1,7 @@
 import { Hono } from 'hono';
 import { SignetError } from '../errors.js';
 import type { Services } from '../services.js';
-import { readJsonObject, validate } from './body.js';
+import { assertNoForeignBody, readJsonObject, validate } from './body.js';
 import { clientIp, isHttps } from './client.js';
 import type { AppContext, AppEnv } from './context.js';
 import { errorResponse, toSignetError } from './errors.js';
@@ -83,6 +83,7 @@ export function createApp(services: Services): Hono<AppEnv> {
         c.set('auth', await services.sessions.authenticate(bearerToken(c)));
       }
       let body: unknown;
+      if (!r.body) assertNoForeignBody(c.req.raw, config.bodyLimit);
       if (r.body && r.bodyMode !== 'custom') {
         const raw = await readJsonObject(c.req.raw, config.bodyLimit, { optional: r.bodyOptional ?? false });
         body = raw === undefined ? undefined : validate(r.body, raw, r.crossCheck?.(raw));
@@ -96,6 +97,10 @@ export function createApp(services: Services): Hono<AppEnv> {
     const allowed: string[] = [...new Set(patterns.filter((p) => p.regex.test(c.req.path)).map((p) => p.method))];
     if (allowed.length === 0) return errorResponse(new SignetError('not_found'), c.req.header('accept') ?? null, c.var.requestId);
     if (allowed.includes('GET')) allowed.push('HEAD');
+    if (c.req.path === '/auth/token') {
+      // Every error of the token endpoint has the RFC 6749 §5.2 shape.
+      return json({ error: 'invalid_request', error_description: 'use POST' }, 405, { allow: allowed.join(', '), 'cache-control': 'no-store' });
+    }
     const response = errorResponse(new SignetError('method_not_allowed'), c.req.header('accept') ?? null, c.var.requestId);
     response.headers.set('allow', allowed.join(', '));
     return response;

@@ -21,6 +21,16 @@ export function hasBody(request: Request): boolean {
   return request.headers.has('transfer-encoding');
 }
 
+/**
+ * Routes without a body still hold a body to the contract's rules (size, then
+ * media type), so a stray body cannot ride on a state-changing call unnoticed.
+ */
+export function assertNoForeignBody(request: Request, limit: number): void {
+  const declared = request.headers.get('content-length');
+  if (declared !== null && Number(declared) > limit) throw new SignetError('payload_too_large');
+  if (hasBody(request) && !isJsonContentType(request.headers.get('content-type'))) throw new SignetError('unsupported_media_type');
+}
+
 /** Reads at most `limit` bytes; decided from Content-Length before reading when it is given. */
 export async function readBody(request: Request, limit: number): Promise<Uint8Array> {
   const declared = request.headers.get('content-length');

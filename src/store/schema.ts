@@ -57,9 +57,42 @@ export interface SigningKeyRow {
   activates_at: number;
 }
 
+export type AccountTokenKind = 'email_verify' | 'password_reset';
+
+export interface AccountTokenRow {
+  id: string;
+  user_id: string;
+  kind: AccountTokenKind;
+  token_hash: string;
+  /** The address the token was mailed to: a verification token dies if the email changes. */
+  email: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+export interface MailRow {
+  id: string;
+  template: string;
+  recipient: string;
+  subject: string;
+  /** Bodies are cleared once sent or given up on: they may hold single-use links. */
+  text_body: string | null;
+  html_body: string | null;
+  created_at: number;
+  attempts: number;
+  next_attempt_at: number;
+  locked_until: number | null;
+  sent_at: number | null;
+  failed_at: number | null;
+  last_error: string | null;
+}
+
 export interface Database {
   users: UserRow;
   sessions: SessionRow;
   refresh_tokens: RefreshTokenRow;
   signing_keys: SigningKeyRow;
+  account_tokens: AccountTokenRow;
+  mail_outbox: MailRow;
 }

@@ -29,18 +29,32 @@ export interface Liveness {
 }
 
 export async function findLiveSession(db: Db, sessionId: string, userId: string, at: Liveness): Promise<{ user: UserRow; session: SessionRow } | undefined> {
-  const session = await db.kysely
-    .selectFrom('sessions')
-    .selectAll()
-    .where('id', '=', sessionId)
-    .where('user_id', '=', userId)
-    .where('ended_at', 'is', null)
-    .where('expires_at', '>', at.now)
-    .where('last_used_at', '>', at.idleCutoff)
+  // One round trip: this runs on every protected request.
+  const row = await db.kysely
+    .selectFrom('sessions as s')
+    .innerJoin('users as u', 'u.id', 's.user_id')
+    .select([
+      's.id as s_id',
+      's.created_at as s_created_at',
+      's.last_used_at as s_last_used_at',
+      's.expires_at as s_expires_at',
+      's.user_agent as s_user_agent',
+      's.ip as s_ip',
+    ])
+    .selectAll('u')
+    .where('s.id', '=', sessionId)
+    .where('s.user_id', '=', userId)
+    .where('s.ended_at', 'is', null)
+    .where('s.expires_at', '>', at.now)
+    .where('s.last_used_at', '>', at.idleCutoff)
+    .where('u.disabled_at', 'is', null)
     .executeTakeFirst();
-  if (!session) return undefined;
-  const user = await db.kysely.selectFrom('users').selectAll().where('id', '=', userId).where('disabled_at', 'is', null).executeTakeFirst();
-  return user ? { user, session } : undefined;
+  if (!row) return undefined;
+  const { s_id, s_created_at, s_last_used_at, s_expires_at, s_user_agent, s_ip, ...user } = row;
+  return {
+    user,
+    session: { id: s_id, user_id: user.id, created_at: s_created_at, last_used_at: s_last_used_at, expires_at: s_expires_at, ended_at: null, end_reason: null, user_agent: s_user_agent, ip: s_ip },
+  };
 }
 
 export async function findRefreshToken(db: Db, tokenHash: string): Promise<{ token: RefreshTokenRow; session: SessionRow } | undefined> {

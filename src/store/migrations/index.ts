@@ -1,9 +1,11 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m001 from './001_initial.js';
+import * as m002 from './002_account_lifecycle.js';
 
 /** Versioned migrations, applied in name order; never edit one that has shipped. */
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': m001,
+  '002_account_lifecycle': m002,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -1,0 +1,75 @@
+import type { Db } from './db.js';
+import { conflictError } from './users.js';
+import type { AccountTokenKind, AccountTokenRow, UserRow } from './schema.js';
+
+/** Stores a new token, retiring the user's earlier unused tokens of the same kind. */
+export async function issueAccountToken(db: Db, token: AccountTokenRow): Promise<void> {
+  await db.kysely.transaction().execute(async (trx) => {
+    await trx
+      .updateTable('account_tokens')
+      .set({ used_at: token.created_at })
+      .where('user_id', '=', token.user_id)
+      .where('kind', '=', token.kind)
+      .where('used_at', 'is', null)
+      .execute();
+    await trx.insertInto('account_tokens').values(token).execute();
+  });
+}
+
+export async function findAccountToken(db: Db, kind: AccountTokenKind, tokenHash: string): Promise<AccountTokenRow | undefined> {
+  return db.kysely.selectFrom('account_tokens').selectAll().where('token_hash', '=', tokenHash).where('kind', '=', kind).executeTakeFirst();
+}
+
+/** Marks the email verified and the token used, in one transaction. */
+export async function verifyEmailWithToken(db: Db, token: AccountTokenRow, now: number): Promise<void> {
+  await db.kysely.transaction().execute(async (trx) => {
+    await trx.updateTable('account_tokens').set({ used_at: now }).where('id', '=', token.id).where('used_at', 'is', null).execute();
+    await trx.updateTable('users').set({ email_verified: 1, updated_at: now }).where('id', '=', token.user_id).where('email', '=', token.email).execute();
+  });
+}
+
+/**
+ * Resets a password: claims the token (single use), replaces the hash, retires
+ * every other reset token and ends every session, all or nothing. Returns false
+ * when the token was used in the meantime.
+ */
+export async function resetPasswordWithToken(db: Db, token: AccountTokenRow, passwordHash: string, now: number): Promise<boolean> {
+  return db.kysely.transaction().execute(async (trx) => {
+    const claimed = await trx.updateTable('account_tokens').set({ used_at: now }).where('id', '=', token.id).where('used_at', 'is', null).executeTakeFirst();
+    if (claimed.numUpdatedRows === 0n) return false;
+    // Following the emailed link proves the address, so it counts as verified.
+    await trx.updateTable('users').set({ password_hash: passwordHash, email_verified: 1, updated_at: now }).where('id', '=', token.user_id).execute();
+    await trx.updateTable('account_tokens').set({ used_at: now }).where('user_id', '=', token.user_id).where('kind', '=', 'password_reset').where('used_at', 'is', null).execute();
+    await trx.updateTable('sessions').set({ ended_at: now, end_reason: 'password_reset' }).where('user_id', '=', token.user_id).where('ended_at', 'is', null).execute();
+    return true;
+  });
+}
+
+/**
+ * Changes a password if the stored hash is still the verified one; retires
+ * reset tokens and ends every session but `keepSessionId`.
+ */
+export async function changePassword(db: Db, userId: string, expectedHash: string, passwordHash: string, keepSessionId: string, now: number): Promise<boolean> {
+  return db.kysely.transaction().execute(async (trx) => {
+    const updated = await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', userId).where('password_hash', '=', expectedHash).executeTakeFirst();
+    if (updated.numUpdatedRows === 0n) return false;
+    await trx.updateTable('account_tokens').set({ used_at: now }).where('user_id', '=', userId).where('kind', '=', 'password_reset').where('used_at', 'is', null).execute();
+    await trx.updateTable('sessions').set({ ended_at: now, end_reason: 'password_changed' }).where('user_id', '=', userId).where('id', '!=', keepSessionId).where('ended_at', 'is', null).execute();
+    return true;
+  });
+}
+
+export async function updateProfile(db: Db, userId: string, changes: { name?: string | null; username?: string | null }, now: number): Promise<UserRow> {
+  const set: Partial<UserRow> = { updated_at: now };
+  if (changes.name !== undefined) set.name = changes.name;
+  if (changes.username !== undefined) {
+    set.username = changes.username;
+    set.username_key = changes.username === null ? null : changes.username.toLowerCase();
+  }
+  try {
+    await db.kysely.updateTable('users').set(set).where('id', '=', userId).execute();
+  } catch (error) {
+    throw conflictError(error) ?? error;
+  }
+  return db.kysely.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirstOrThrow();
+}
