@@ -29,6 +29,15 @@ export interface SignetConfig {
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   hashConcurrency: number;
   bodyLimit: number;
+  emailVerification: 'off' | 'optional' | 'required';
+  verifyTokenTtl: number;
+  resetTokenTtl: number;
+  smtpUrl: string | undefined;
+  mailFrom: string;
+  mailTemplatesDir: string | undefined;
+  appName: string;
+  redisUrl: string | undefined;
+  rateLimits: boolean;
   trustProxy: string[];
   logLevel: string;
   dev: boolean;
@@ -153,6 +162,49 @@ export const OPTIONS: readonly Option[] = [
   { env: 'HASH_CONCURRENCY', key: 'hashConcurrency', default: () => String(availableParallelism()), description: 'Password hashes computed at once (worker threads); defaults to the number of cores', parse: integer(1, 256) },
   { env: 'BODY_LIMIT', key: 'bodyLimit', default: '16384', description: 'Largest accepted request body, bytes', parse: integer(256, 1024 * 1024) },
   {
+    env: 'EMAIL_VERIFICATION',
+    key: 'emailVerification',
+    default: 'optional',
+    description: 'off (no mail), optional (mail sent, sign-in allowed) or required (sign-in refused until verified)',
+    parse: (v: string, env: string) => {
+      if (v !== 'off' && v !== 'optional' && v !== 'required') throw new ConfigError(`${env} must be off, optional or required, got "${v}"`);
+      return v;
+    },
+  },
+  { env: 'VERIFY_TOKEN_TTL', key: 'verifyTokenTtl', default: String(DAY), description: 'Lifetime of an email-verification link, seconds', parse: integer(300, 30 * DAY) },
+  { env: 'RESET_TOKEN_TTL', key: 'resetTokenTtl', default: '1800', description: 'Lifetime of a password-reset link, seconds', parse: integer(60, DAY) },
+  {
+    env: 'SMTP_URL',
+    key: 'smtpUrl',
+    default: () => undefined,
+    description: 'smtp://user:pass@host:port or smtps://…; unset writes mail to <data dir>/outbox (development)',
+    parse: (v: string, env: string) => {
+      if (!/^smtps?:\/\//.test(v)) throw new ConfigError(`${env} must start with smtp:// or smtps://`);
+      return v;
+    },
+  },
+  { env: 'MAIL_FROM', key: 'mailFrom', default: (raw) => `Signet <no-reply@${hostOf(raw)}>`, description: 'From address of every mail', parse: (v: string, env: string) => {
+    // eslint-disable-next-line no-control-regex
+    if (/[\r\n\u0000]/.test(v)) throw new ConfigError(`${env} must be one line`);
+    return v;
+  } },
+  { env: 'MAIL_TEMPLATES_DIR', key: 'mailTemplatesDir', default: () => undefined, description: 'Directory of <name>.subject.txt/.txt/.html files overriding the built-in mail templates', parse: (v: string) => resolve(v) },
+  { env: 'APP_NAME', key: 'appName', default: 'Signet', description: 'Product name shown in mails and pages', parse: text },
+  {
+    env: 'REDIS_URL',
+    key: 'redisUrl',
+    default: () => undefined,
+    description: 'redis://… shares rate-limit counters between instances; unset keeps them in memory',
+    parse: (v: string, env: string) => {
+      if (!/^rediss?:\/\//.test(v)) throw new ConfigError(`${env} must start with redis:// or rediss://`);
+      return v;
+    },
+  },
+  { env: 'RATE_LIMITS', key: 'rateLimits', default: 'on', description: 'on, or off for test rigs (logs a warning at start)', parse: (v: string, env: string) => {
+    if (v !== 'on' && v !== 'off') throw new ConfigError(`${env} must be on or off, got "${v}"`);
+    return v === 'on';
+  } },
+  {
     env: 'TRUST_PROXY',
     key: 'trustProxy',
     default: '',
@@ -198,6 +250,14 @@ export function finish(config: SignetConfig): Readonly<SignetConfig> {
     throw new ConfigError('SESSION_TTL must be at least ACCESS_TOKEN_TTL');
   }
   return Object.freeze({ ...config, argon2: Object.freeze({ ...config.argon2 }), trustProxy: Object.freeze([...config.trustProxy]) as string[] });
+}
+
+function hostOf(raw: Raw): string {
+  try {
+    return new URL(raw.PUBLIC_URL ?? '').hostname || 'localhost';
+  } catch {
+    return raw.HOST || 'localhost';
+  }
 }
 
 function pickDefined(env: Raw): Raw {

@@ -7,6 +7,8 @@ export const ERROR_CATALOG = {
   invalid_json: { status: 400, message: 'The request body is not valid JSON' },
   validation_failed: { status: 400, message: 'The request is invalid' },
   weak_password: { status: 400, message: 'This password is too common; choose another one' },
+  /** A mailed token (verification, reset) that is unknown, used, expired or of another kind; clients see `invalid_token`. */
+  invalid_account_token: { status: 400, message: 'The link is invalid or has expired', publicCode: 'invalid_token' },
   invalid_token: { status: 401, message: 'The access token is invalid' },
   missing_token: { status: 401, message: 'An access token is required' },
   invalid_credentials: { status: 401, message: 'Invalid credentials' },
@@ -22,7 +24,13 @@ export const ERROR_CATALOG = {
   rate_limited: { status: 429, message: 'Too many requests; retry later' },
   internal_error: { status: 500, message: 'Internal error' },
   unavailable: { status: 503, message: 'The service is temporarily unavailable; retry later' },
-} as const satisfies Record<string, { status: number; message: string }>;
+} as const satisfies Record<string, { status: number; message: string; publicCode?: string }>;
+
+/** The `code` a client sees for an internal code (they differ only where the contract reuses a code with another status). */
+export function publicCode(code: ErrorCode): string {
+  const entry = ERROR_CATALOG[code];
+  return 'publicCode' in entry ? entry.publicCode : code;
+}
 
 export type ErrorCode = keyof typeof ERROR_CATALOG;
 

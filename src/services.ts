@@ -10,6 +10,12 @@ import { PasswordHasher } from './core/passwords.js';
 import { SessionService } from './core/sessions.js';
 import { TOKEN_SIZE_BUDGET, TokenService } from './core/tokens.js';
 import { AccountService } from './core/users.js';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { AccountLifecycle } from './core/lifecycle.js';
+import { Limits } from './core/limits.js';
+import { loadTemplates } from './core/mail-templates.js';
+import { Mailer } from './core/mailer.js';
 import { Metrics } from './metrics.js';
 import { migrate, openDb } from './store/db.js';
 import type { Db } from './store/db.js';
@@ -26,6 +32,9 @@ export interface Services {
   tokens: TokenService;
   sessions: SessionService;
   accounts: AccountService;
+  lifecycle: AccountLifecycle;
+  mailer: Mailer;
+  limits: Limits;
   metrics: Metrics;
   close(): Promise<void>;
 }
@@ -62,6 +71,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
     onBackgroundError: (error) => logger.warn({ err: error.message }, 'database connection error'),
   });
+  let redis: Redis | undefined;
   try {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
@@ -74,7 +84,20 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       throw new ConfigError(`access tokens could reach ${worstCase} bytes, over the ${TOKEN_SIZE_BUDGET}-byte budget for cookies and headers: shorten PUBLIC_URL or JWT_AUDIENCE`);
     }
     const sessions = new SessionService(db, tokens, clock, config, onEvent);
-    const accounts = new AccountService(db, hasher, sessions, clock, onEvent);
+    const mailer = new Mailer({
+      db,
+      clock,
+      templates: loadTemplates(config.mailTemplatesDir),
+      from: config.mailFrom,
+      smtpUrl: config.smtpUrl,
+      outboxDir: join(config.dataDir, 'outbox'),
+      appName: config.appName,
+      onEvent,
+    });
+    redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
+    const limits = new Limits({ enabled: config.rateLimits, redis, prefix: 'signet', onEvent });
+    const lifecycle = new AccountLifecycle(db, hasher, mailer, limits, clock, config, onEvent);
+    const accounts = new AccountService(db, hasher, sessions, lifecycle, clock, config, onEvent);
     return {
       config,
       clock,
@@ -86,16 +109,38 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       tokens,
       sessions,
       accounts,
+      lifecycle,
+      mailer,
+      limits,
       metrics,
       async close() {
         await accounts.settle();
+        await lifecycle.settle();
+        await mailer.close();
+        redis?.disconnect();
         await pool.close();
         await db.close();
       },
     };
   } catch (error) {
+    redis?.disconnect();
     await pool.close();
     await db.close();
     throw error;
   }
+}
+
+/**
+ * Redis for shared rate-limit counters. Commands fail fast while it is down
+ * (the limiter then falls back to memory); errors are logged at most every 30 s.
+ */
+function connectRedis(url: string, logger: Logger): Redis {
+  const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
+  let lastLogged = 0;
+  redis.on('error', (error: Error) => {
+    if (Date.now() - lastLogged < 30_000) return;
+    lastLogged = Date.now();
+    logger.warn({ err: error.message }, 'Redis unreachable: rate limits fall back to per-instance memory');
+  });
+  return redis;
 }

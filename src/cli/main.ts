@@ -43,6 +43,10 @@ async function main(args: string[]): Promise<number> {
     }
     case 'migrate':
     case 'keys': {
+      if (command === 'keys' && sub !== 'list' && sub !== 'rotate') {
+        process.stderr.write(`Unknown keys command "${sub ?? ''}": use keys list or keys rotate.\n`);
+        return 2;
+      }
       const services = await createServices(config, { logger: createLogger({ logLevel: 'warn' }) });
       try {
         if (command === 'keys' && sub === 'rotate') {

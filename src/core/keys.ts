@@ -140,12 +140,6 @@ export class Keyring {
     return { keys: this.#keys.filter((k) => k.alg !== 'HS256').map((k) => k.publicJwk) };
   }
 
-  /** Earliest moment a state changes (a next key activates, a retiring key is dropped). */
-  nextTransition(): number | undefined {
-    const now = this.#options.clock.now();
-    const times = this.#keys.flatMap((k) => (k.state === 'next' ? [k.activatesAt] : [])).filter((t) => t > now);
-    return times.length > 0 ? Math.min(...times) : undefined;
-  }
 
   #retireAfterMs(): number {
     return (this.#options.config.accessTokenTtl + CLOCK_LEEWAY) * 1000;

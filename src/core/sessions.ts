@@ -92,6 +92,7 @@ export class SessionService {
       end_reason: null,
       user_agent: context.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
       ip: context.ip,
+      client_id: context.clientId ?? null,
     };
     const refreshToken = randomToken();
     const row = this.#refreshRow(session, refreshToken, null, now);
@@ -209,7 +210,8 @@ export class SessionService {
       sessionId: session.id,
       email: user.email,
       emailVerified: user.email_verified === 1,
-      clientId: context.clientId,
+      // The session's client, not whoever presents the refresh token.
+      clientId: session.client_id ?? undefined,
       scope: context.scope,
     });
     return {

@@ -57,7 +57,7 @@ export class TokenService {
   async issue(subject: TokenSubject): Promise<string> {
     const key = this.#keyring.active();
     const now = Math.floor(this.#clock.now() / 1000);
-    // Few claims on purpose: the token rides in every request header and cookie (see docs/tokens.md).
+    // Few claims on purpose: the token rides in every request header and cookie (see docs/sessions.md).
     const claims: Record<string, unknown> = {
       client_id: subject.clientId ?? DEFAULT_CLIENT_ID,
       sid: subject.sessionId,

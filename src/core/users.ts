@@ -1,11 +1,13 @@
 import { SignetError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import type { UserRow } from '../store/schema.js';
-import { findUserByLogin, newUserRow, replacePasswordHash } from '../store/users.js';
+import { findUserByLogin, insertUser, newUserRow, replacePasswordHash } from '../store/users.js';
 import type { Clock } from './clock.js';
 import { uuidv7 } from './crypto.js';
 import { assertNotWeak } from './passwords.js';
 import type { PasswordHasher } from './passwords.js';
+import type { SignetConfig } from '../config.js';
+import type { AccountLifecycle } from './lifecycle.js';
 import type { ClientContext, Grant, SessionService } from './sessions.js';
 
 /** The user as every client sees it: never a hash, secret or token. */
@@ -50,19 +52,27 @@ export class AccountService {
   readonly #db: Db;
   readonly #hasher: PasswordHasher;
   readonly #sessions: SessionService;
+  readonly #lifecycle: AccountLifecycle;
+  readonly #config: Pick<SignetConfig, 'emailVerification'>;
   readonly #clock: Clock;
   readonly #onEvent: AccountEventSink;
   readonly #background = new Set<Promise<void>>();
 
-  constructor(db: Db, hasher: PasswordHasher, sessions: SessionService, clock: Clock, onEvent: AccountEventSink) {
+  constructor(db: Db, hasher: PasswordHasher, sessions: SessionService, lifecycle: AccountLifecycle, clock: Clock, config: Pick<SignetConfig, 'emailVerification'>, onEvent: AccountEventSink) {
     this.#db = db;
     this.#hasher = hasher;
     this.#sessions = sessions;
+    this.#lifecycle = lifecycle;
+    this.#config = config;
     this.#clock = clock;
     this.#onEvent = onEvent;
   }
 
-  async signUp(input: SignUpInput, context: ClientContext): Promise<Grant> {
+  /**
+   * Creates the account and, unless EMAIL_VERIFICATION=required, its first
+   * session. A verification mail is queued unless verification is off.
+   */
+  async signUp(input: SignUpInput, context: ClientContext): Promise<{ user: UserRow; grant?: Grant }> {
     assertNotWeak(input.password, input);
     // Cheap early answer for the common case; the unique keys still decide races.
     if (await findUserByLogin(this.#db, { email: input.email })) throw new SignetError('email_taken');
@@ -77,9 +87,12 @@ export class AccountService {
       passwordHash,
       now,
     });
-    const grant = await this.#sessions.start(user, context, { newUser: true });
+    let grant: Grant | undefined;
+    if (this.#config.emailVerification === 'required') await insertUser(this.#db, user);
+    else grant = await this.#sessions.start(user, context, { newUser: true });
     this.#onEvent('user.signed_up', { userId: user.id });
-    return grant;
+    await this.#lifecycle.sendVerification(user);
+    return grant ? { user, grant } : { user };
   }
 
   /**
@@ -103,6 +116,11 @@ export class AccountService {
     if (!ok) throw this.#failure('wrong_password', user.id);
     if (user.disabled_at !== null) throw this.#failure('disabled', user.id);
     if (needsRehash) this.#track(this.#upgradeHash(user, login.password));
+    // Only after the right password, so the answer reveals nothing to a guesser.
+    if (this.#config.emailVerification === 'required' && user.email_verified !== 1) {
+      this.#onEvent('auth.signin_unverified', { userId: user.id });
+      throw new SignetError('email_not_verified');
+    }
     this.#onEvent('auth.signin_succeeded', { userId: user.id });
     return user;
   }

@@ -9,6 +9,8 @@ import { endSessionRoute, listSessionsRoute, meRoute } from './handlers/account.
 import { refreshRoute, signInRoute, signOutAllRoute, signOutRoute, signUpRoute } from './handlers/auth.js';
 import { discoveryRoute, healthRoute, jwksRoute, metricsRoute, readyRoute, revocationsRoute } from './handlers/meta.js';
 import { tokenRoute } from './handlers/oauth.js';
+import { changePasswordRoute, forgotPasswordRoute, resendVerificationRoute, resetPasswordRoute, updateProfileRoute, verifyEmailRoute } from './handlers/lifecycle.js';
+import { registerPages } from './pages.js';
 import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
 import { json } from './context.js';
@@ -26,6 +28,12 @@ export function routeTable(services: Services): Route[] {
     signOutRoute,
     signOutAllRoute,
     meRoute,
+    updateProfileRoute,
+    changePasswordRoute(services.config.passwordMinLength),
+    forgotPasswordRoute,
+    resetPasswordRoute(services.config.passwordMinLength),
+    verifyEmailRoute,
+    resendVerificationRoute,
     listSessionsRoute,
     endSessionRoute,
     revocationsRoute,
@@ -91,6 +99,8 @@ export function createApp(services: Services): Hono<AppEnv> {
       return r.handle(c, body);
     });
   }
+
+  registerPages(app, services);
 
   const patterns = routes.map((r) => ({ method: r.method, regex: new RegExp(`^${r.path.replace(/:\w+/g, '[^/]+')}$`) }));
   app.notFound((c) => {

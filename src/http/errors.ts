@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http';
-import { SignetError, StoreUnavailableError } from '../errors.js';
+import { SignetError, StoreUnavailableError, publicCode } from '../errors.js';
 import { isUnavailable } from '../store/db.js';
 
 /** Any thrown value → the SignetError the client sees (500 for bugs, 503 for a store outage). */
@@ -23,10 +23,10 @@ export function errorResponse(error: SignetError, accept: string | null, request
   let body: Record<string, unknown>;
   if (accept !== null && /application\/problem\+json/i.test(accept)) {
     headers.set('content-type', 'application/problem+json');
-    body = { type: `urn:signet:error:${error.code}`, title: reason, status: error.status, detail: message, code: error.code };
+    body = { type: `urn:signet:error:${publicCode(error.code)}`, title: reason, status: error.status, detail: message, code: publicCode(error.code) };
   } else {
     headers.set('content-type', 'application/json; charset=utf-8');
-    body = { statusCode: error.status, error: reason, message, code: error.code };
+    body = { statusCode: error.status, error: reason, message, code: publicCode(error.code) };
   }
   if (error.details) body.details = error.details;
   const challenge = WWW_AUTHENTICATE[error.code];

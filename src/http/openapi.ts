@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { ZodType } from 'zod';
 import type { ErrorCode } from '../errors.js';
-import { ERROR_CATALOG } from '../errors.js';
+import { ERROR_CATALOG, publicCode } from '../errors.js';
 import type { Route } from './route.js';
 import { ErrorBody } from './schemas.js';
 
@@ -50,7 +50,7 @@ export function openApiDocument(routes: readonly Route[], info: { serverUrl: str
       },
     };
     for (const [status, list] of [...byStatus].sort((a, b) => a[0] - b[0])) {
-      responses[status] = { description: `Error codes: ${list.join(', ')}`, content: { 'application/json': { schema: errorRef }, 'application/problem+json': { schema: { type: 'object' } } } };
+      responses[status] = { description: `Error codes: ${[...new Set(list.map(publicCode))].join(', ')}`, content: { 'application/json': { schema: errorRef }, 'application/problem+json': { schema: { type: 'object' } } } };
     }
     (paths[path] ??= {})[r.method.toLowerCase()] = {
       summary: r.summary,

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { ERROR_CATALOG } from '../errors.js';
+import { ERROR_CATALOG, publicCode } from '../errors.js';
 import { PASSWORD_MAX_LENGTH, normalizePassword, passwordLength } from '../core/passwords.js';
 
 /**
@@ -116,7 +116,7 @@ export const ErrorBody = z
     statusCode: z.number().int(),
     error: z.string().meta({ description: 'HTTP reason phrase' }),
     message: z.string(),
-    code: z.enum(Object.keys(ERROR_CATALOG) as [keyof typeof ERROR_CATALOG, ...(keyof typeof ERROR_CATALOG)[]]),
+    code: z.enum([...new Set(Object.keys(ERROR_CATALOG).map((c) => publicCode(c as keyof typeof ERROR_CATALOG)))] as [string, ...string[]]),
     details: z.array(z.object({ field: z.string(), message: z.string() })).optional(),
   })
   .meta({ id: 'Error' });
@@ -155,3 +155,19 @@ export const TokenResponse = z
     scope: z.string().optional(),
   })
   .meta({ id: 'TokenResponse' });
+
+// ---- account lifecycle ----
+
+const accountToken = string().refine(noControl, NO_CONTROL).refine((t) => t.length > 0, 'is required').meta({ description: 'The token from the mailed link' });
+
+export const verifyEmailBody = z.object({ token: accountToken });
+export const emailOnlyBody = z.object({ email });
+export function resetPasswordBody(minLength: number) {
+  return z.object({ token: accountToken, password: newPassword(minLength) });
+}
+export function changePasswordBody(minLength: number) {
+  return z.object({ currentPassword, newPassword: newPassword(minLength) });
+}
+export const profileBody = z.object({ name: name.nullable().optional(), username: username.nullable().optional() });
+
+export const Accepted = z.object({ message: z.string() }).meta({ id: 'Accepted' });

@@ -28,6 +28,7 @@ export interface SessionRow {
   end_reason: string | null;
   user_agent: string | null;
   ip: string | null;
+  client_id: string | null;
 }
 
 export interface RefreshTokenRow {

@@ -40,6 +40,7 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
       's.expires_at as s_expires_at',
       's.user_agent as s_user_agent',
       's.ip as s_ip',
+      's.client_id as s_client_id',
     ])
     .selectAll('u')
     .where('s.id', '=', sessionId)
@@ -50,10 +51,10 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
     .where('u.disabled_at', 'is', null)
     .executeTakeFirst();
   if (!row) return undefined;
-  const { s_id, s_created_at, s_last_used_at, s_expires_at, s_user_agent, s_ip, ...user } = row;
+  const { s_id, s_created_at, s_last_used_at, s_expires_at, s_user_agent, s_ip, s_client_id, ...user } = row;
   return {
     user,
-    session: { id: s_id, user_id: user.id, created_at: s_created_at, last_used_at: s_last_used_at, expires_at: s_expires_at, ended_at: null, end_reason: null, user_agent: s_user_agent, ip: s_ip },
+    session: { id: s_id, user_id: user.id, created_at: s_created_at, last_used_at: s_last_used_at, expires_at: s_expires_at, ended_at: null, end_reason: null, user_agent: s_user_agent, ip: s_ip, client_id: s_client_id },
   };
 }
 
@@ -92,9 +93,6 @@ async function touchSession(db: Executor, sessionId: string, now: number): Promi
   await db.updateTable('sessions').set({ last_used_at: now }).where('id', '=', sessionId).execute();
 }
 
-export async function markSessionUsed(db: Db, sessionId: string, now: number): Promise<void> {
-  await touchSession(db.kysely, sessionId, now);
-}
 
 /** Ends a session; its refresh tokens die with it. Returns false if it had already ended. */
 export async function endSession(db: Db, sessionId: string, reason: string, now: number): Promise<boolean> {

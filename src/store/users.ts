@@ -36,6 +36,15 @@ export function newUserRow(user: NewUser): UserRow {
   };
 }
 
+/** Stores a user alone (sign-up when verification is required, so no session yet). */
+export async function insertUser(db: Db, user: UserRow): Promise<void> {
+  try {
+    await db.kysely.insertInto('users').values(user).execute();
+  } catch (error) {
+    throw conflictError(error) ?? error;
+  }
+}
+
 /** Maps a unique violation on users to `409 email_taken` / `username_taken`; the database decides races. */
 export function conflictError(error: unknown): SignetError | undefined {
   const constraint = uniqueViolation(error);

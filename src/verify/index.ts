@@ -42,6 +42,8 @@ export interface VerifierOptions {
   cacheSize?: number;
   /** Minimum time between JWKS refetches caused by an unknown `kid` (default 30 s). */
   jwksCooldownMs?: number;
+  /** How long fetched keys are trusted before a background refetch (default 5 min, Signet's JWKS max-age). */
+  jwksMaxAgeMs?: number;
   /**
    * Opt-in: refuse tokens of ended sessions. The list of recently ended
    * sessions is polled from Signet every `intervalMs` (default 30 s), so a
@@ -107,6 +109,15 @@ export class MissingTokenError extends Error {
   }
 }
 
+/** A valid token without the required scopes: RFC 6750 §3.1 answers 403 insufficient_scope. */
+export class InsufficientScopeError extends Error {
+  override readonly name = 'InsufficientScopeError';
+  readonly code = 'insufficient_scope';
+  constructor(readonly required: readonly string[]) {
+    super(`the token lacks a required scope (${required.join(' ')})`);
+  }
+}
+
 export function createVerifier(options: VerifierOptions): Verifier {
   const rules = checkOptions(options);
   const doFetch = options.fetch ?? fetch;
@@ -127,7 +138,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
   }
   if (rules.algorithms.some((a) => a !== 'HS256')) {
     const jwksUri = new URL(options.jwksUri ?? `${options.issuer}/.well-known/jwks.json`);
-    remote = createRemoteJWKSet(jwksUri, { cooldownDuration: cooldown, cacheMaxAge: 10 * 60_000, ...(options.fetch ? { [customFetch]: options.fetch } : {}) });
+    remote = createRemoteJWKSet(jwksUri, { cooldownDuration: cooldown, cacheMaxAge: options.jwksMaxAgeMs ?? 5 * 60_000, ...(options.fetch ? { [customFetch]: options.fetch } : {}) });
   }
 
   /** One JWKS fetch at a time, however many requests ask. */
@@ -193,7 +204,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (revoked.has(claims.sid)) throw new JwtVerificationError('session ended');
     if (options.requiredScopes?.length) {
       const granted = new Set((typeof claims.scope === 'string' ? claims.scope : '').split(' '));
-      if (!options.requiredScopes.every((s) => granted.has(s))) throw new JwtVerificationError('insufficient scope');
+      if (!options.requiredScopes.every((s) => granted.has(s))) throw new InsufficientScopeError(options.requiredScopes);
     }
     return claims;
   }
@@ -206,6 +217,14 @@ export function createVerifier(options: VerifierOptions): Verifier {
   }
 
   const failure = (error: unknown) => {
+    if (error instanceof InsufficientScopeError) {
+      const scope = error.required.join(' ');
+      return {
+        status: 403,
+        challenge: `Bearer realm="signet", error="insufficient_scope", scope="${scope}"`,
+        body: { statusCode: 403, error: 'Forbidden', message: 'The access token lacks a required scope', code: 'insufficient_scope' },
+      };
+    }
     const missing = error instanceof MissingTokenError;
     if (!missing && !(error instanceof JwtVerificationError)) onError(error as Error);
     return {

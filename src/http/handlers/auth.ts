@@ -34,12 +34,12 @@ export function signUpRoute(minPasswordLength: number) {
     summary: 'Create an account and start a session',
     auth: 'none',
     body: signUpBody(minPasswordLength),
-    success: { status: 201, description: 'Account created; session started', schema: SessionResponse },
+    success: { status: 201, description: 'Account created; session started (or `{user, verificationRequired: true}` when EMAIL_VERIFICATION=required)', schema: SessionResponse },
     errors: ['email_taken', 'username_taken', 'weak_password'],
     handle: async (c, body) => {
       const { accounts } = c.var.services;
-      const grant = await accounts.signUp({ email: body.email, password: body.password, username: body.username, name: body.name || undefined }, c.var.client);
-      return json(sessionBody(grant), 201);
+      const { user, grant } = await accounts.signUp({ email: body.email, password: body.password, username: body.username, name: body.name || undefined }, c.var.client);
+      return json(grant ? sessionBody(grant) : { user: toPublicUser(user), verificationRequired: true }, 201);
     },
   });
 }

@@ -16,7 +16,7 @@ export const jwksRoute = route({
     const maxAge = Math.min(300, Math.floor(config.keyRotationOverlap / 4));
     return json(keyring.jwks(), 200, {
       'content-type': 'application/jwk-set+json',
-      'cache-control': `public, max-age=${maxAge}, stale-while-revalidate=${maxAge}`,
+      'cache-control': `public, max-age=${maxAge}`,
     });
   },
 });

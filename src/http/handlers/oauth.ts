@@ -132,6 +132,7 @@ function required(params: URLSearchParams, name: string): string {
 function toOAuthError(thrown: unknown, c: AppContext): OAuthError {
   if (isSignetError(thrown, 'invalid_credentials')) return new OAuthError('invalid_grant', 'invalid username or password');
   if (isSignetError(thrown, 'invalid_refresh_token')) return new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
+  if (isSignetError(thrown, 'email_not_verified')) return new OAuthError('invalid_grant', 'the email address has not been verified');
   const error = toSignetError(thrown);
   if (error.code === 'unavailable') return new OAuthError('temporarily_unavailable', 'try again later', 503, error.retryAfter);
   if (error.status >= 500) {

@@ -2,6 +2,9 @@ import type { Kysely } from 'kysely';
 
 // Frozen in time: never import application code here.
 export async function up(db: Kysely<any>): Promise<void> {
+  // The OAuth client a session was started for: refreshed tokens keep it.
+  await db.schema.alterTable('sessions').addColumn('client_id', 'text').execute();
+
   // Single-use tokens mailed to users (email verification, password reset), stored as hashes.
   await db.schema
     .createTable('account_tokens')
@@ -39,4 +42,5 @@ export async function up(db: Kysely<any>): Promise<void> {
 export async function down(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('mail_outbox').execute();
   await db.schema.dropTable('account_tokens').execute();
+  await db.schema.alterTable('sessions').dropColumn('client_id').execute();
 }

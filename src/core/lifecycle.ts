@@ -1,0 +1,182 @@
+import type { SignetConfig } from '../config.js';
+import { SignetError } from '../errors.js';
+import type { Db } from '../store/db.js';
+import { changePassword, findAccountToken, issueAccountToken, resetPasswordWithToken, updateProfile, verifyEmailWithToken } from '../store/account-tokens.js';
+import type { AccountTokenKind, UserRow } from '../store/schema.js';
+import { findUserById, findUserByLogin } from '../store/users.js';
+import type { Clock } from './clock.js';
+import { randomToken, sha256, uuidv7 } from './crypto.js';
+import type { Limits } from './limits.js';
+import type { Mailer } from './mailer.js';
+import { assertNotWeak } from './passwords.js';
+import type { PasswordHasher } from './passwords.js';
+
+export type EmailVerification = 'off' | 'optional' | 'required';
+
+const ACCOUNT_TOKEN = /^[A-Za-z0-9_-]{43}$/;
+
+export type LifecycleConfig = Pick<SignetConfig, 'publicUrl' | 'emailVerification' | 'verifyTokenTtl' | 'resetTokenTtl'>;
+
+/**
+ * Everything after sign-up that proves or changes what an account holds:
+ * email verification, forgotten and changed passwords, the profile. Mails go
+ * through the durable queue, so no request waits on SMTP.
+ */
+export class AccountLifecycle {
+  readonly #db: Db;
+  readonly #hasher: PasswordHasher;
+  readonly #mailer: Mailer;
+  readonly #limits: Limits;
+  readonly #clock: Clock;
+  readonly #config: LifecycleConfig;
+  readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
+  readonly #background = new Set<Promise<void>>();
+
+  constructor(db: Db, hasher: PasswordHasher, mailer: Mailer, limits: Limits, clock: Clock, config: LifecycleConfig, onEvent: (event: string, fields: Record<string, unknown>) => void) {
+    this.#db = db;
+    this.#hasher = hasher;
+    this.#mailer = mailer;
+    this.#limits = limits;
+    this.#clock = clock;
+    this.#config = config;
+    this.#onEvent = onEvent;
+  }
+
+  /** Mails a verification link for the user's current address (after sign-up, or on resend). */
+  async sendVerification(user: UserRow): Promise<void> {
+    if (this.#config.emailVerification === 'off' || user.email_verified === 1) return;
+    const token = await this.#issue(user, 'email_verify', this.#config.verifyTokenTtl);
+    await this.#mailer.enqueue('verify-email', user.email, {
+      email: user.email,
+      link: `${this.#config.publicUrl}/verify-email?token=${token}`,
+      expiresIn: humanDuration(this.#config.verifyTokenTtl),
+    });
+  }
+
+  /**
+   * POST /auth/email/resend. The caller always gets the same answer; the work
+   * runs after the response, so its timing reveals nothing either.
+   */
+  requestVerification(email: string): void {
+    this.#track(async () => {
+      if (this.#config.emailVerification === 'off') return;
+      const user = await findUserByLogin(this.#db, { email });
+      if (!user || user.disabled_at !== null || user.email_verified === 1) return;
+      if (!(await this.#limits.take('mail.address', `verify:${user.id}`)).allowed) return this.#onEvent('mail.suppressed', { template: 'verify-email', userId: user.id });
+      await this.sendVerification(user);
+    });
+  }
+
+  /** POST /auth/email/verify. Repeating it with the same unexpired token answers the same. */
+  async verifyEmail(raw: string): Promise<UserRow> {
+    const token = await this.#find('email_verify', raw);
+    const user = await findUserById(this.#db, token.user_id);
+    // A token mailed to an address the account no longer has proves nothing.
+    if (!user || user.disabled_at !== null || user.email !== token.email) throw invalidToken('email changed');
+    if (token.used_at === null) {
+      await verifyEmailWithToken(this.#db, token, this.#clock.now());
+      this.#onEvent('account.email_verified', { userId: user.id });
+    } else if (user.email_verified !== 1) {
+      throw invalidToken('superseded');
+    }
+    return (await findUserById(this.#db, user.id))!;
+  }
+
+  /** POST /auth/password/forgot: same answer and timing whether or not the account exists. */
+  requestPasswordReset(email: string): void {
+    this.#track(async () => {
+      const user = await findUserByLogin(this.#db, { email });
+      if (!user || user.disabled_at !== null) return;
+      if (!(await this.#limits.take('mail.address', `reset:${user.id}`)).allowed) return this.#onEvent('mail.suppressed', { template: 'password-reset', userId: user.id });
+      const token = await this.#issue(user, 'password_reset', this.#config.resetTokenTtl);
+      await this.#mailer.enqueue('password-reset', user.email, {
+        email: user.email,
+        link: `${this.#config.publicUrl}/reset-password?token=${token}`,
+        expiresIn: humanDuration(this.#config.resetTokenTtl),
+      });
+      this.#onEvent('account.password_reset_requested', { userId: user.id });
+    });
+  }
+
+  /**
+   * POST /auth/password/reset. The new password is checked before the token is
+   * spent, so a rejected password leaves the link usable.
+   */
+  async resetPassword(raw: string, password: string): Promise<void> {
+    const token = await this.#find('password_reset', raw);
+    if (token.used_at !== null) throw invalidToken('used');
+    const user = await findUserById(this.#db, token.user_id);
+    if (!user || user.disabled_at !== null) throw invalidToken('user gone');
+    assertNotWeak(password, user);
+    const hash = await this.#hasher.hash(password);
+    if (!(await resetPasswordWithToken(this.#db, token, hash, this.#clock.now()))) throw invalidToken('used');
+    this.#onEvent('account.password_reset', { userId: user.id });
+    await this.#notifyPasswordChanged(user);
+  }
+
+  /** POST /auth/password/change: needs the current password; every other session ends. */
+  async changePassword(user: UserRow, sessionId: string, current: string, next: string): Promise<void> {
+    const { ok } = await this.#hasher.verify(current, user.password_hash);
+    if (!ok) {
+      this.#onEvent('account.password_change_failed', { userId: user.id });
+      throw new SignetError('invalid_credentials');
+    }
+    assertNotWeak(next, user);
+    const hash = await this.#hasher.hash(next);
+    // Conditional on the verified hash: a concurrent change makes this one fail instead of silently winning.
+    if (!(await changePassword(this.#db, user.id, user.password_hash, hash, sessionId, this.#clock.now()))) throw new SignetError('invalid_credentials');
+    this.#onEvent('account.password_changed', { userId: user.id });
+    await this.#notifyPasswordChanged(user);
+  }
+
+  /** PATCH /auth/me: name and username, with the sign-up rules; `null` clears. */
+  async updateProfile(user: UserRow, changes: { name?: string | null; username?: string | null }): Promise<UserRow> {
+    if (changes.name === undefined && changes.username === undefined) return user;
+    const updated = await updateProfile(this.#db, user.id, changes, this.#clock.now());
+    this.#onEvent('account.profile_updated', { userId: user.id, fields: Object.keys(changes) });
+    return updated;
+  }
+
+  async settle(): Promise<void> {
+    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+  }
+
+  async #notifyPasswordChanged(user: UserRow): Promise<void> {
+    await this.#mailer.enqueue('password-changed', user.email, {
+      email: user.email,
+      when: new Date(this.#clock.now()).toUTCString(),
+      resetLink: `${this.#config.publicUrl}/forgot-password`,
+    });
+  }
+
+  async #issue(user: UserRow, kind: AccountTokenKind, ttlSeconds: number): Promise<string> {
+    const raw = randomToken();
+    const now = this.#clock.now();
+    await issueAccountToken(this.#db, { id: uuidv7(now), user_id: user.id, kind, token_hash: sha256(raw), email: user.email, created_at: now, expires_at: now + ttlSeconds * 1000, used_at: null });
+    return raw;
+  }
+
+  /** A token of this kind, unexpired; anything else is one `invalid_token`. */
+  async #find(kind: AccountTokenKind, raw: string) {
+    if (!ACCOUNT_TOKEN.test(raw)) throw invalidToken('malformed');
+    const token = await findAccountToken(this.#db, kind, sha256(raw));
+    if (!token || token.expires_at <= this.#clock.now()) throw invalidToken('unknown or expired');
+    return token;
+  }
+
+  #track(work: () => Promise<void>): void {
+    const tracked = work().catch((error: unknown) => this.#onEvent('account.background_error', { error: error instanceof Error ? error.message : String(error) }));
+    this.#background.add(tracked);
+    void tracked.finally(() => this.#background.delete(tracked));
+  }
+}
+
+function invalidToken(reason: string): SignetError {
+  return new SignetError('invalid_account_token', { cause: new Error(reason) });
+}
+
+function humanDuration(seconds: number): string {
+  if (seconds % 86400 === 0) return `${seconds / 86400} day${seconds === 86400 ? '' : 's'}`;
+  if (seconds % 3600 === 0) return `${seconds / 3600} hour${seconds === 3600 ? '' : 's'}`;
+  return `${Math.round(seconds / 60)} minutes`;
+}

@@ -1,0 +1,163 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import nodemailer from 'nodemailer';
+import type { Transporter } from 'nodemailer';
+import type { Db } from '../store/db.js';
+import { claimMail, dueMail, enqueueMail, markMailFailed, markMailRetry, markMailSent } from '../store/mail.js';
+import type { Clock } from './clock.js';
+import { uuidv7 } from './crypto.js';
+import type { Template, TemplateName } from './mail-templates.js';
+import { render } from './mail-templates.js';
+
+/** Attempts before a message is given up on and recorded as failed (about 8.5 minutes of retries). */
+export const MAIL_MAX_ATTEMPTS = 10;
+const LOCK_MS = 60_000;
+
+export interface MailerOptions {
+  db: Db;
+  clock: Clock;
+  templates: Record<TemplateName, Template>;
+  from: string;
+  /** `smtp://…`/`smtps://…`; unset writes each message to `outboxDir` (development). */
+  smtpUrl: string | undefined;
+  outboxDir: string;
+  appName: string;
+  onEvent: (event: string, fields: Record<string, unknown>) => void;
+}
+
+interface Delivery {
+  send(message: { from: string; to: string; subject: string; text: string; html: string }): Promise<string | undefined>;
+  close(): void;
+}
+
+/**
+ * Outgoing mail through a durable queue: a message is stored before any
+ * attempt, so requests never wait on SMTP and an outage loses nothing. A
+ * background loop sends due messages with exponential backoff; one that still
+ * fails after MAIL_MAX_ATTEMPTS is recorded as failed (`signet mail failed`).
+ */
+export class Mailer {
+  readonly #options: MailerOptions;
+  readonly #delivery: Delivery;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(options: MailerOptions) {
+    this.#options = options;
+    this.#delivery = options.smtpUrl ? smtpDelivery(options.smtpUrl) : outboxDelivery(options.outboxDir);
+  }
+
+  get transport(): 'smtp' | 'outbox' {
+    return this.#options.smtpUrl ? 'smtp' : 'outbox';
+  }
+
+  /** Stores a rendered message and wakes the sender; resolves once it is stored, not sent. */
+  async enqueue(template: TemplateName, to: string, vars: Record<string, string>): Promise<void> {
+    const now = this.#options.clock.now();
+    const message = render(this.#options.templates[template], { appName: this.#options.appName, ...vars });
+    await enqueueMail(this.#options.db, {
+      id: uuidv7(now),
+      template,
+      recipient: to,
+      subject: message.subject,
+      text_body: message.text,
+      html_body: message.html,
+      created_at: now,
+      attempts: 0,
+      next_attempt_at: now,
+      locked_until: null,
+      sent_at: null,
+      failed_at: null,
+      last_error: null,
+    });
+    this.#wake(0);
+  }
+
+  /** Starts the background sender (polls every second for due retries). */
+  start(): void {
+    this.#wake(0);
+  }
+
+  /** Sends everything due now; resolves when done. Tests call it after moving the clock. */
+  async flush(): Promise<void> {
+    while (this.#running) await this.#running;
+    this.#running = this.#sendDue().finally(() => (this.#running = undefined));
+    await this.#running;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    clearTimeout(this.#timer);
+    while (this.#running) await this.#running;
+    this.#delivery.close();
+  }
+
+  #wake(delayMs: number): void {
+    if (this.#closed) return;
+    clearTimeout(this.#timer);
+    this.#timer = setTimeout(() => {
+      if (this.#running) return this.#wake(200);
+      this.flush()
+        .catch((error: unknown) => this.#options.onEvent('mail.queue_error', { error: error instanceof Error ? error.message : String(error) }))
+        .finally(() => this.#wake(1000));
+    }, delayMs);
+    this.#timer.unref();
+  }
+
+  async #sendDue(): Promise<void> {
+    const { db, clock, from, onEvent } = this.#options;
+    for (;;) {
+      const due = await dueMail(db, clock.now(), 20);
+      if (due.length === 0) return;
+      for (const mail of due) {
+        if (this.#closed) return;
+        const now = clock.now();
+        if (!(await claimMail(db, mail.id, now, LOCK_MS))) continue;
+        try {
+          const location = await this.#delivery.send({ from, to: mail.recipient, subject: mail.subject, text: mail.text_body ?? '', html: mail.html_body ?? '' });
+          await markMailSent(db, mail.id, clock.now());
+          onEvent('mail.sent', { id: mail.id, template: mail.template, ...(location ? { path: location } : {}) });
+        } catch (error) {
+          const attempts = mail.attempts + 1;
+          const reason = error instanceof Error ? error.message.slice(0, 500) : 'send failed';
+          if (attempts >= MAIL_MAX_ATTEMPTS) {
+            await markMailFailed(db, mail.id, attempts, clock.now(), reason);
+            onEvent('mail.failed', { id: mail.id, template: mail.template, attempts, error: reason });
+          } else {
+            const backoff = Math.min(2 ** (attempts - 1) * 1000, 5 * 60_000);
+            await markMailRetry(db, mail.id, attempts, clock.now() + backoff, reason);
+            onEvent('mail.retry', { id: mail.id, template: mail.template, attempts, retryInMs: backoff, error: reason });
+          }
+        }
+      }
+      if (due.length < 20) return;
+    }
+  }
+}
+
+function smtpDelivery(url: string): Delivery {
+  const transporter: Transporter = nodemailer.createTransport(url);
+  return {
+    send: async (message) => {
+      await transporter.sendMail(message);
+      return undefined;
+    },
+    close: () => transporter.close(),
+  };
+}
+
+/** Development transport: each message as an .eml file under the data dir, readable without a mail server. */
+function outboxDelivery(dir: string): Delivery {
+  const transporter = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  return {
+    send: async (message) => {
+      const info = await transporter.sendMail(message);
+      mkdirSync(dir, { recursive: true, mode: 0o700 });
+      const path = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${uuidv7().slice(-12)}.eml`);
+      writeFileSync(path, info.message as Buffer, { mode: 0o600 });
+      return path;
+    },
+    close: () => transporter.close(),
+  };
+}
