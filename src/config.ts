@@ -28,6 +28,7 @@ export interface SignetConfig {
   passwordMinLength: number;
   argon2: { memoryCost: number; timeCost: number; parallelism: number };
   hashConcurrency: number;
+  hashQueueBudgetMs: number;
   bodyLimit: number;
   emailVerification: 'off' | 'optional' | 'required';
   verifyTokenTtl: number;
@@ -39,6 +40,9 @@ export interface SignetConfig {
   redisUrl: string | undefined;
   rateLimits: boolean;
   trustProxy: string[];
+  corsOrigins: string[];
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
   logLevel: string;
   dev: boolean;
 }
@@ -160,6 +164,7 @@ export const OPTIONS: readonly Option[] = [
   { env: 'ARGON2_TIME_COST', key: 'argon2.timeCost', default: '2', description: 'Argon2id passes (OWASP: 2; at most 20)', parse: integer(1, 20) },
   { env: 'ARGON2_PARALLELISM', key: 'argon2.parallelism', default: '1', description: 'Argon2id lanes (at most 16)', parse: integer(1, 16) },
   { env: 'HASH_CONCURRENCY', key: 'hashConcurrency', default: () => String(availableParallelism()), description: 'Password hashes computed at once (worker threads); defaults to the number of cores', parse: integer(1, 256) },
+  { env: 'HASH_QUEUE_BUDGET_MS', key: 'hashQueueBudgetMs', default: '2000', description: 'Longest expected wait for a password hash before sign-ins from unknown devices are shed with 503', parse: integer(0, 60_000) },
   { env: 'BODY_LIMIT', key: 'bodyLimit', default: '16384', description: 'Largest accepted request body, bytes', parse: integer(256, 1024 * 1024) },
   {
     env: 'EMAIL_VERIFICATION',
@@ -211,6 +216,29 @@ export const OPTIONS: readonly Option[] = [
     description: 'Comma-separated proxy addresses whose X-Forwarded-For/-Proto are honoured',
     parse: (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean),
   },
+  {
+    env: 'CORS_ORIGINS',
+    key: 'corsOrigins',
+    default: '',
+    description: 'Comma-separated origins (https://app.example.com) allowed to call the API from browsers, with credentials',
+    parse: (v: string, env: string) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map((origin) => {
+          let parsed: URL;
+          try {
+            parsed = new URL(origin);
+          } catch {
+            throw new ConfigError(`${env}: "${origin}" is not an origin like https://app.example.com`);
+          }
+          if (parsed.origin !== origin) throw new ConfigError(`${env}: "${origin}" must be a bare origin (scheme://host[:port]), e.g. ${parsed.origin}`);
+          return origin;
+        }),
+  },
+  { env: 'TLS_CERT', key: 'tlsCert', default: () => undefined, description: 'PEM certificate file: serve HTTPS directly (with TLS_KEY)', parse: (v: string) => resolve(v) },
+  { env: 'TLS_KEY', key: 'tlsKey', default: () => undefined, description: 'PEM private key file for TLS_CERT', parse: (v: string) => resolve(v) },
   { env: 'LOG_LEVEL', key: 'logLevel', default: 'info', description: 'trace, debug, info, warn, error, fatal or silent', parse: (v: string, env: string) => {
     if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v)) throw new ConfigError(`${env} must be one of trace, debug, info, warn, error, fatal, silent`);
     return v;
@@ -246,10 +274,16 @@ export function finish(config: SignetConfig): Readonly<SignetConfig> {
   if (config.jwtAlgorithm === 'HS256' && config.jwtSecret === undefined) {
     throw new ConfigError('HS256 needs JWT_SECRET (at least 32 bytes)');
   }
+  if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) throw new ConfigError('TLS_CERT and TLS_KEY go together: set both or neither');
   if (config.sessionAbsoluteTtl < config.accessTokenTtl) {
     throw new ConfigError('SESSION_TTL must be at least ACCESS_TOKEN_TTL');
   }
-  return Object.freeze({ ...config, argon2: Object.freeze({ ...config.argon2 }), trustProxy: Object.freeze([...config.trustProxy]) as string[] });
+  return Object.freeze({
+    ...config,
+    argon2: Object.freeze({ ...config.argon2 }),
+    trustProxy: Object.freeze([...config.trustProxy]) as string[],
+    corsOrigins: Object.freeze([...config.corsOrigins]) as string[],
+  });
 }
 
 function hostOf(raw: Raw): string {

@@ -12,7 +12,12 @@ import { TOKEN_SIZE_BUDGET, TokenService } from './core/tokens.js';
 import { AccountService } from './core/users.js';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
+import { AuditLog } from './core/audit.js';
+import { DeviceCookies } from './core/devices.js';
 import { AccountLifecycle } from './core/lifecycle.js';
+import { MfaService } from './core/mfa.js';
+import { serverKey } from './core/secrets.js';
+import { SignInGuard } from './core/signin-guard.js';
 import { Limits } from './core/limits.js';
 import { loadTemplates } from './core/mail-templates.js';
 import { Mailer } from './core/mailer.js';
@@ -33,9 +38,14 @@ export interface Services {
   sessions: SessionService;
   accounts: AccountService;
   lifecycle: AccountLifecycle;
+  mfa: MfaService;
+  devices: DeviceCookies;
+  /** Keys Signet signs its own cookies with (see core/secrets.ts). */
+  serverKeys: { csrf: Buffer; device: Buffer };
   mailer: Mailer;
   limits: Limits;
   metrics: Metrics;
+  audit: AuditLog;
   close(): Promise<void>;
 }
 
@@ -60,17 +70,24 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
   const logger = options.logger ?? createLogger(config);
   const pool = new HashPool(config.hashConcurrency);
   const metrics = new Metrics(pool);
-  const onEvent = (event: string, fields: Record<string, unknown>) => {
-    metrics.event(event);
-    if (event.startsWith('security.')) logger.warn({ event, ...fields }, event);
-    else logger.info({ event, ...fields }, event);
-  };
+
   const db = openDb({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
     onBackgroundError: (error) => logger.warn({ err: error.message }, 'database connection error'),
+  });  const audit = new AuditLog({
+    db,
+    clock,
+    onError: (error, lost) => logger.error({ err: error instanceof Error ? error.message : String(error), lost }, 'audit log write failed'),
   });
+  const onEvent = (event: string, fields: Record<string, unknown>) => {
+    metrics.event(event);
+    if (event.startsWith('security.')) logger.warn({ event, ...fields }, event);
+    else logger.info({ event, ...fields }, event);
+    audit.record(event, fields);
+  };
+
   let redis: Redis | undefined;
   try {
     const applied = await migrate(db);
@@ -97,7 +114,14 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
     const limits = new Limits({ enabled: config.rateLimits, redis, prefix: 'signet', onEvent });
     const lifecycle = new AccountLifecycle(db, hasher, mailer, limits, clock, config, onEvent);
-    const accounts = new AccountService(db, hasher, sessions, lifecycle, clock, config, onEvent);
+    const serverKeys = {
+      csrf: await serverKey(db, config.masterSecret, 'csrf', clock.now()),
+      device: await serverKey(db, config.masterSecret, 'device-cookie', clock.now()),
+    };
+    const devices = new DeviceCookies(serverKeys.device, clock);
+    const guard = new SignInGuard(limits, hasher, config, onEvent);
+    const mfa = new MfaService(db, hasher, clock, config, onEvent);
+    const accounts = new AccountService({ db, hasher, sessions, lifecycle, guard, devices, mfa, clock, config, onEvent });
     return {
       config,
       clock,
@@ -110,19 +134,26 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       sessions,
       accounts,
       lifecycle,
+      mfa,
+      devices,
+      serverKeys,
       mailer,
       limits,
       metrics,
+      audit,
       async close() {
         await accounts.settle();
         await lifecycle.settle();
         await mailer.close();
+        // After everything that reports events, before the store closes.
+        await audit.close();
         redis?.disconnect();
         await pool.close();
         await db.close();
       },
     };
   } catch (error) {
+    await audit.close();
     redis?.disconnect();
     await pool.close();
     await db.close();

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError, describeOptions, loadConfig } from '../config.js';
 import { startServer } from '../server.js';
+import { auditCommand } from './audit.js';
 import { createLogger, createServices } from '../services.js';
 
 const USAGE = `Usage: signet <command>
@@ -10,6 +11,9 @@ Commands:
   migrate        Apply database migrations and exit
   keys list      Show signing keys and their states
   keys rotate    Publish a new signing key; it signs after KEY_ROTATION_OVERLAP seconds
+  audit verify   Check the audit log's hash chain; exit 1 at the first broken entry
+  audit list --user <id> [--limit N]
+                 A user's security events, newest first
   help           This text
 
 Settings (environment variables, or a JSON file named by SIGNET_CONFIG):
@@ -62,6 +66,14 @@ async function main(args: string[]): Promise<number> {
         await services.close();
       }
       return 0;
+    }
+    case 'audit': {
+      const services = await createServices(config, { logger: createLogger({ logLevel: 'warn' }) });
+      try {
+        return await auditCommand(services, args.slice(1));
+      } finally {
+        await services.close();
+      }
     }
     default:
       process.stderr.write(`Unknown command "${command}".\n\n${USAGE}`);

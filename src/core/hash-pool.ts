@@ -7,6 +7,13 @@ export type HashTask =
 
 export type Priority = 'high' | 'normal';
 
+export class HashAbortedError extends Error {
+  override readonly name = 'HashAbortedError';
+  constructor() {
+    super('hash abandoned: the client went away');
+  }
+}
+
 interface Job {
   task: HashTask;
   resolve: (value: unknown) => void;
@@ -46,18 +53,36 @@ export class HashPool {
     for (let i = 0; i < size; i++) this.#slots.push(this.#spawn());
   }
 
-  run(task: HashTask, priority: Priority = 'normal'): Promise<unknown> {
+  /**
+   * Queues a hash. An aborted `signal` (the client went away) takes the job out
+   * of the queue if it has not started: nobody computes a hash nobody awaits.
+   */
+  run(task: HashTask, priority: Priority = 'normal', signal?: AbortSignal): Promise<unknown> {
     if (this.#closed) return Promise.reject(new Error('hash pool is closed'));
+    if (signal?.aborted) return Promise.reject(new HashAbortedError());
     return new Promise((resolve, reject) => {
-      this.#queues[priority].push({ task, resolve, reject });
+      const job: Job = { task, resolve, reject };
+      const queue = this.#queues[priority];
+      const onAbort = () => {
+        const index = queue.indexOf(job);
+        if (index >= 0) {
+          queue.splice(index, 1);
+          reject(new HashAbortedError());
+        }
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      job.resolve = (value) => (signal?.removeEventListener('abort', onAbort), resolve(value));
+      job.reject = (error) => (signal?.removeEventListener('abort', onAbort), reject(error));
+      queue.push(job);
       this.#drain();
     });
   }
 
-  /** Expected wait before a newly queued hash starts, ms. */
-  expectedWaitMs(): number {
-    const queued = this.#queues.high.length + this.#queues.normal.length;
-    return Math.ceil(queued / this.#slots.length) * this.#averageMs;
+  /** Expected wait before a hash queued now at `priority` starts, ms (high-priority jobs wait only for each other). */
+  expectedWaitMs(priority: Priority = 'normal'): number {
+    const ahead = this.#queues.high.length + (priority === 'normal' ? this.#queues.normal.length : 0);
+    const busy = this.#slots.every((s) => s.job) ? 1 : 0;
+    return (Math.floor(ahead / this.#slots.length) + busy) * this.#averageMs;
   }
 
   stats(): HashPoolStats {

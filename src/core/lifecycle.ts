@@ -67,6 +67,12 @@ export class AccountLifecycle {
     });
   }
 
+  /** Someone signed up with an address that has an account (enumeration-resistant sign-up): tell its owner. */
+  async notifyExistingAccount(user: UserRow): Promise<void> {
+    if (!(await this.#limits.take('mail.address', `exists:${user.id}`)).allowed) return;
+    await this.#mailer.enqueue('account-exists', user.email, { email: user.email, resetLink: `${this.#config.publicUrl}/forgot-password` });
+  }
+
   /** POST /auth/email/verify. Repeating it with the same unexpired token answers the same. */
   async verifyEmail(raw: string): Promise<UserRow> {
     const token = await this.#find('email_verify', raw);

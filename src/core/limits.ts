@@ -8,6 +8,26 @@ import type { Redis } from 'ioredis';
  * are silent where an answer would reveal whether the account exists.
  */
 export const LIMIT_RULES = {
+  /** Sign-in attempts per client IP (any outcome): 429 beyond. Allows 20+ successful sign-ins a minute. */
+  'signin.ip': { points: 60, duration: 60 },
+  /** Failed sign-ins per client IP: credential stuffing across many accounts from one source. 429 beyond. */
+  'signin.ip.failures': { points: 30, duration: 15 * 60 },
+  /**
+   * Failed sign-ins per account identifier (known or not, so an unknown account is
+   * throttled at the same count), in three windows: the wait grows with the failures.
+   * Throttled attempts answer 401 invalid_credentials, even with the right password.
+   */
+  'signin.account.minute': { points: 5, duration: 60 },
+  'signin.account.hour': { points: 20, duration: 60 * 60 },
+  'signin.account.day': { points: 100, duration: 24 * 60 * 60 },
+  /** Failed sign-ins from one known device (device cookie): its own budget, apart from the account's. */
+  'signin.device': { points: 10, duration: 60 * 60 },
+  /** Sign-ups per client IP. */
+  'signup.ip': { points: 30, duration: 60 },
+  /** Token refreshes per client IP (many tabs behind one address are normal). */
+  'refresh.ip': { points: 300, duration: 60 },
+  /** MFA code attempts per client IP. */
+  'mfa.ip': { points: 30, duration: 15 * 60 },
   /** forgot/resend requests per client IP: 429 beyond. */
   'mail.ip': { points: 10, duration: 15 * 60 },
   /** mails of one kind to one address: further requests answer 202 and send nothing. */
@@ -54,6 +74,26 @@ export class Limits {
 
   get enabled(): boolean {
     return this.#options.enabled;
+  }
+
+  /** Whether `key` has budget left under `name`, without spending any. */
+  async remaining(name: LimitName, key: string): Promise<Decision> {
+    const rule = LIMIT_RULES[name];
+    if (!this.#options.enabled) return { allowed: true, limit: rule.points, remaining: rule.points, resetSeconds: 0 };
+    try {
+      const res = await this.#limiters.get(name)!.get(key);
+      if (!res) return { allowed: true, limit: rule.points, remaining: rule.points, resetSeconds: 0 };
+      return { allowed: res.consumedPoints < rule.points, limit: rule.points, remaining: Math.max(0, rule.points - res.consumedPoints), resetSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)) };
+    } catch (error) {
+      this.#options.onEvent('limits.error', { limit: name, error: error instanceof Error ? error.message : String(error) });
+      return { allowed: true, limit: rule.points, remaining: 0, resetSeconds: 0 };
+    }
+  }
+
+  /** Forgets `key` under `name` (after a successful sign-in). */
+  async reset(name: LimitName, key: string): Promise<void> {
+    if (!this.#options.enabled) return;
+    await this.#limiters.get(name)!.delete(key).catch(() => undefined);
   }
 
   /** Spends `points` of `key`'s budget under `name`. */

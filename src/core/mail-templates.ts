@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type TemplateName = 'verify-email' | 'password-reset' | 'password-changed';
+export type TemplateName = 'verify-email' | 'password-reset' | 'password-changed' | 'account-exists';
 
 export interface Template {
   subject: string;
@@ -50,6 +50,20 @@ The link works once, for {{expiresIn}}. If you did not ask for this, ignore this
 <p><a href="{{link}}" style="background: #1f4fd1; color: #fff; padding: 10px 16px; border-radius: 6px; text-decoration: none">Choose a new password</a></p>
 <p>Or open this link: <br><a href="{{link}}">{{link}}</a></p>
 <p>The link works once, for {{expiresIn}}. If you did not ask for this, ignore this message: your password stays as it is.</p>`),
+  },
+  'account-exists': {
+    subject: 'Someone tried to sign up with your address',
+    text: `Hello,
+
+Someone tried to create an account with {{email}}, which already has one. If it was you, sign in instead; if you forgot your password, reset it here:
+
+{{resetLink}}
+
+If it was not you, you can ignore this message: nothing changed.
+`,
+    html: layout(`<p>Hello,</p>
+<p>Someone tried to create an account with <strong>{{email}}</strong>, which already has one. If it was you, sign in instead, or <a href="{{resetLink}}">reset your password</a>.</p>
+<p>If it was not you, you can ignore this message: nothing changed.</p>`),
   },
   'password-changed': {
     subject: 'Your password was changed',

@@ -1,7 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { dictionary } from '@zxcvbn-ts/language-common';
 import { SignetError } from '../errors.js';
+import { HashAbortedError } from './hash-pool.js';
 import type { HashPool, Priority } from './hash-pool.js';
+
+/** Who waits for a hash: known devices go first; an aborted signal drops a queued hash. */
+export interface HashOptions {
+  priority?: Priority;
+  signal?: AbortSignal | undefined;
+}
 
 export const PASSWORD_MAX_LENGTH = 256;
 /** bcrypt silently ignores bytes past 72; we refuse instead of truncating. */
@@ -78,37 +85,48 @@ export class PasswordHasher {
     this.#events = events;
   }
 
-  async hash(password: string, priority: Priority = 'normal'): Promise<string> {
-    return (await this.#pool.run({ op: 'hash', password, options: this.#params }, priority)) as string;
+  async hash(password: string, options: HashOptions = {}): Promise<string> {
+    return (await this.#pool.run({ op: 'hash', password, options: this.#params }, options.priority, options.signal)) as string;
   }
 
-  async verify(password: string, stored: string, priority: Priority = 'normal'): Promise<VerifyResult> {
+  async verify(password: string, stored: string, options: HashOptions = {}): Promise<VerifyResult> {
     const parsed = parseHash(stored);
     const refused = parsed === undefined ? 'unrecognised hash format' : this.#refusal(parsed, password);
     if (refused) {
       this.#events.onRefusedHash?.(refused);
       // Spend the same time as a real verification: the refusal must not be observable.
-      await this.verifyDummy(password, priority);
+      await this.verifyDummy(password, options);
       return { ok: false, needsRehash: false };
     }
     const task = parsed!.kind === 'argon2' ? ({ op: 'verify-argon2', password, hash: stored } as const) : ({ op: 'verify-bcrypt', password, hash: stored } as const);
     let ok: boolean;
     try {
-      ok = (await this.#pool.run(task, priority)) === true;
+      ok = (await this.#pool.run(task, options.priority, options.signal)) === true;
     } catch (error) {
+      if (error instanceof HashAbortedError) throw error;
       // A stored hash the library cannot read is refused like any other: never a 500, never an oracle.
       this.#events.onRefusedHash?.(`stored hash could not be verified (${error instanceof Error ? error.message : 'error'})`);
-      await this.verifyDummy(password, priority);
+      await this.verifyDummy(password, options);
       return { ok: false, needsRehash: false };
     }
     return { ok, needsRehash: ok && this.needsRehash(stored) };
   }
 
   /** Always false, after the same work as a real verification. */
-  async verifyDummy(password: string, priority: Priority = 'normal'): Promise<false> {
+  async verifyDummy(password: string, options: HashOptions = {}): Promise<false> {
     this.#dummy ??= this.hash(randomBytes(18).toString('base64'));
-    await this.#pool.run({ op: 'verify-argon2', password, hash: await this.#dummy }, priority);
+    await this.#pool.run({ op: 'verify-argon2', password, hash: await this.#dummy }, options.priority, options.signal);
     return false;
+  }
+
+  /** Expected wait before a hash queued now starts, ms (admission control). */
+  expectedWaitMs(priority: Priority = 'normal'): number {
+    return this.#pool.expectedWaitMs(priority);
+  }
+
+  /** Typical duration of one hash, ms: a throttled answer waits this long so it looks like a real one. */
+  typicalMs(): number {
+    return this.#pool.stats().averageMs;
   }
 
   needsRehash(stored: string): boolean {

@@ -23,6 +23,10 @@ import type { TokenService } from './tokens.js';
 export interface ClientContext {
   ip: string | null;
   userAgent: string | null;
+  /** The device cookie the client showed, if any (see devices.ts). */
+  deviceCookie?: string | undefined;
+  /** Aborted when the client goes away: queued hashes for it are dropped. */
+  signal?: AbortSignal | undefined;
   clientId?: string | undefined;
   scope?: string | undefined;
 }
@@ -152,6 +156,12 @@ export class SessionService {
     return { ...live, claims };
   }
 
+  /** The session a refresh token belongs to, without using it (CSRF check before a cookie refresh). */
+  async sessionOfRefreshToken(refreshToken: string): Promise<string | undefined> {
+    if (!REFRESH_TOKEN.test(refreshToken)) return undefined;
+    return (await findRefreshToken(this.#db, sha256(refreshToken)))?.session.id;
+  }
+
   /** Ends the session a refresh token belongs to (sign-out by refresh token). */
   async endByRefreshToken(refreshToken: string, reason: string): Promise<boolean> {
     if (!REFRESH_TOKEN.test(refreshToken)) return false;
@@ -161,11 +171,15 @@ export class SessionService {
   }
 
   async end(sessionId: string, reason: string): Promise<boolean> {
-    return endSession(this.#db, sessionId, reason, this.#clock.now());
+    const userId = await endSession(this.#db, sessionId, reason, this.#clock.now());
+    if (userId !== undefined) this.#onEvent('session.ended', { userId, sessionId, reason });
+    return userId !== undefined;
   }
 
   async endAll(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
-    return endUserSessions(this.#db, userId, reason, this.#clock.now(), exceptSessionId);
+    const count = await endUserSessions(this.#db, userId, reason, this.#clock.now(), exceptSessionId);
+    if (count > 0) this.#onEvent('session.ended_all', { userId, reason, count });
+    return count;
   }
 
   async list(userId: string): Promise<SessionRow[]> {

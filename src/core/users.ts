@@ -1,7 +1,10 @@
-import { SignetError } from '../errors.js';
+import { SignetError, isSignetError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import type { UserRow } from '../store/schema.js';
-import { findUserByLogin, insertUser, newUserRow, replacePasswordHash } from '../store/users.js';
+import { emailKey, findUserByLogin, insertUser, newUserRow, replacePasswordHash, usernameKey } from '../store/users.js';
+import type { DeviceCookies } from './devices.js';
+import type { MfaService } from './mfa.js';
+import type { Attempt, SignInGuard } from './signin-guard.js';
 import type { Clock } from './clock.js';
 import { uuidv7 } from './crypto.js';
 import { assertNotWeak } from './passwords.js';
@@ -29,7 +32,7 @@ export function toPublicUser(row: UserRow): PublicUser {
     emailVerified: row.email_verified === 1,
     username: row.username,
     name: row.name,
-    mfaEnabled: false,
+    mfaEnabled: row.mfa_enabled === 1,
     createdAt: new Date(row.created_at).toISOString(),
     updatedAt: new Date(row.updated_at).toISOString(),
   };
@@ -47,22 +50,44 @@ export type Login = { email: string; password: string } | { username: string; pa
 
 export type AccountEventSink = (event: string, fields: Record<string, unknown>) => void;
 
+export type SignInResult = { kind: 'session'; grant: Grant; deviceCookie: string } | { kind: 'mfa'; mfaToken: string };
+
+export interface AccountParts {
+  db: Db;
+  hasher: PasswordHasher;
+  sessions: SessionService;
+  lifecycle: AccountLifecycle;
+  guard: SignInGuard;
+  devices: DeviceCookies;
+  mfa: MfaService;
+  clock: Clock;
+  config: Pick<SignetConfig, 'emailVerification'>;
+  onEvent: AccountEventSink;
+}
+
 /** Sign-up and sign-in. Knows nothing of HTTP. */
 export class AccountService {
   readonly #db: Db;
   readonly #hasher: PasswordHasher;
   readonly #sessions: SessionService;
   readonly #lifecycle: AccountLifecycle;
+  readonly #guard: SignInGuard;
+  readonly #devices: DeviceCookies;
+  readonly #mfa: MfaService;
   readonly #config: Pick<SignetConfig, 'emailVerification'>;
   readonly #clock: Clock;
   readonly #onEvent: AccountEventSink;
   readonly #background = new Set<Promise<void>>();
 
-  constructor(db: Db, hasher: PasswordHasher, sessions: SessionService, lifecycle: AccountLifecycle, clock: Clock, config: Pick<SignetConfig, 'emailVerification'>, onEvent: AccountEventSink) {
+  constructor(parts: AccountParts) {
+    const { db, hasher, sessions, lifecycle, guard, devices, mfa, clock, config, onEvent } = parts;
     this.#db = db;
     this.#hasher = hasher;
     this.#sessions = sessions;
     this.#lifecycle = lifecycle;
+    this.#guard = guard;
+    this.#devices = devices;
+    this.#mfa = mfa;
     this.#config = config;
     this.#clock = clock;
     this.#onEvent = onEvent;
@@ -71,58 +96,91 @@ export class AccountService {
   /**
    * Creates the account and, unless EMAIL_VERIFICATION=required, its first
    * session. A verification mail is queued unless verification is off.
+   *
+   * With verification required, an email that already has an account gets
+   * the very same answer after the same work, and its owner gets a notice
+   * instead: sign-up then reveals nothing about who has an account.
    */
   async signUp(input: SignUpInput, context: ClientContext): Promise<{ user: UserRow; grant?: Grant }> {
     assertNotWeak(input.password, input);
-    // Cheap early answer for the common case; the unique keys still decide races.
-    if (await findUserByLogin(this.#db, { email: input.email })) throw new SignetError('email_taken');
+    const required = this.#config.emailVerification === 'required';
+    this.#guard.admitHash();
+    const existing = await findUserByLogin(this.#db, { email: input.email });
+    if (existing && !required) throw new SignetError('email_taken');
     if (input.username !== undefined && (await findUserByLogin(this.#db, { username: input.username }))) throw new SignetError('username_taken');
-    const passwordHash = await this.#hasher.hash(input.password);
+    const passwordHash = await this.#hasher.hash(input.password, { signal: context.signal });
     const now = this.#clock.now();
-    const user = newUserRow({
-      id: uuidv7(now),
-      email: input.email,
-      username: input.username ?? null,
-      name: input.name ?? null,
-      passwordHash,
-      now,
-    });
+    const user = newUserRow({ id: uuidv7(now), email: input.email, username: input.username ?? null, name: input.name ?? null, passwordHash, now });
+    if (existing) {
+      await this.#lifecycle.notifyExistingAccount(existing);
+      this.#onEvent('user.signup_existing_email', { userId: existing.id });
+      return { user };
+    }
     let grant: Grant | undefined;
-    if (this.#config.emailVerification === 'required') await insertUser(this.#db, user);
-    else grant = await this.#sessions.start(user, context, { newUser: true });
+    if (required) {
+      await insertUser(this.#db, user).catch((error: unknown) => {
+        // A concurrent sign-up of the same address: still the same answer.
+        if (!isSignetError(error, 'email_taken')) throw error;
+      });
+    } else {
+      grant = await this.#sessions.start(user, context, { newUser: true });
+    }
     this.#onEvent('user.signed_up', { userId: user.id });
     await this.#lifecycle.sendVerification(user);
     return grant ? { user, grant } : { user };
   }
 
   /**
-   * Unknown account, disabled account and wrong password end the same way, after
-   * the same hashing work: one `invalid_credentials`.
+   * Password sign-in. Unknown account, disabled account, wrong password and a
+   * throttled account end the same way: one `invalid_credentials`. An account
+   * with two-factor authentication gets a challenge instead of a session.
    */
-  async signIn(login: Login, context: ClientContext): Promise<Grant> {
-    const user = await this.verifyLogin(login);
-    return this.#sessions.start(user, context);
+  async signIn(login: Login, context: ClientContext): Promise<SignInResult> {
+    const { user } = await this.verifyLogin(login, context);
+    if (user.mfa_enabled === 1) {
+      this.#onEvent('auth.mfa_challenged', { userId: user.id });
+      return { kind: 'mfa', mfaToken: await this.#mfa.challenge(user, context.clientId) };
+    }
+    return { kind: 'session', grant: await this.#sessions.start(user, context), deviceCookie: this.#devices.issue(user.id) };
   }
 
-  /** Checks a login and returns the user; shared by sign-in and the OAuth password grant. */
-  async verifyLogin(login: Login): Promise<UserRow> {
+  /** Second step of an MFA sign-in. */
+  async completeMfa(mfaToken: string, proof: { code: string } | { recoveryCode: string }, context: ClientContext): Promise<SignInResult> {
+    const { user, clientId } = await this.#mfa.verify(mfaToken, proof);
+    this.#onEvent('auth.signin_succeeded', { userId: user.id, mfa: true });
+    return { kind: 'session', grant: await this.#sessions.start(user, { ...context, clientId }), deviceCookie: this.#devices.issue(user.id) };
+  }
+
+  /**
+   * Checks a login behind every sign-in defence (see SignInGuard) and returns
+   * the user; shared by sign-in and the OAuth password grant.
+   */
+  async verifyLogin(login: Login, context: ClientContext): Promise<{ user: UserRow }> {
     const identifier = 'email' in login ? { email: login.email } : { username: login.username };
     const user = await findUserByLogin(this.#db, identifier);
+    const attempt: Attempt = {
+      identifier: 'email' in login ? `email:${emailKey(login.email)}` : `username:${usernameKey(login.username)}`,
+      ip: context.ip,
+      device: user ? this.#devices.verify(context.deviceCookie, user.id) : undefined,
+    };
+    await this.#guard.admit(attempt);
+    const options = { priority: attempt.device !== undefined ? ('high' as const) : ('normal' as const), signal: context.signal };
     if (!user) {
-      await this.#hasher.verifyDummy(login.password);
-      throw this.#failure('unknown_user');
+      await this.#hasher.verifyDummy(login.password, options);
+      throw await this.#failure(attempt, 'unknown_user');
     }
-    const { ok, needsRehash } = await this.#hasher.verify(login.password, user.password_hash);
-    if (!ok) throw this.#failure('wrong_password', user.id);
-    if (user.disabled_at !== null) throw this.#failure('disabled', user.id);
+    const { ok, needsRehash } = await this.#hasher.verify(login.password, user.password_hash, options);
+    if (!ok) throw await this.#failure(attempt, 'wrong_password', user.id);
+    if (user.disabled_at !== null) throw await this.#failure(attempt, 'disabled', user.id);
+    await this.#guard.succeeded(attempt);
     if (needsRehash) this.#track(this.#upgradeHash(user, login.password));
     // Only after the right password, so the answer reveals nothing to a guesser.
     if (this.#config.emailVerification === 'required' && user.email_verified !== 1) {
       this.#onEvent('auth.signin_unverified', { userId: user.id });
       throw new SignetError('email_not_verified');
     }
-    this.#onEvent('auth.signin_succeeded', { userId: user.id });
-    return user;
+    if (user.mfa_enabled !== 1) this.#onEvent('auth.signin_succeeded', { userId: user.id, knownDevice: attempt.device !== undefined });
+    return { user };
   }
 
   /** Resolves when background work (hash upgrades) has finished. */
@@ -130,8 +188,9 @@ export class AccountService {
     while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
   }
 
-  #failure(reason: string, userId?: string): SignetError {
-    this.#onEvent('auth.signin_failed', { reason, userId });
+  async #failure(attempt: Attempt, reason: string, userId?: string): Promise<SignetError> {
+    await this.#guard.failed(attempt);
+    this.#onEvent('auth.signin_failed', { reason, userId, knownDevice: attempt.device !== undefined });
     return new SignetError('invalid_credentials');
   }
 

@@ -6,11 +6,16 @@ import { clientIp, isHttps } from './client.js';
 import type { AppContext, AppEnv } from './context.js';
 import { errorResponse, toSignetError } from './errors.js';
 import { endSessionRoute, listSessionsRoute, meRoute } from './handlers/account.js';
-import { refreshRoute, signInRoute, signOutAllRoute, signOutRoute, signUpRoute } from './handlers/auth.js';
+import { mfaVerifyRoute, refreshRoute, signInRoute, signOutAllRoute, signOutRoute, signUpRoute } from './handlers/auth.js';
+import { totpDisableRoute, totpEnableRoute, totpSetupRoute } from './handlers/mfa.js';
+import { assertCsrf, allowedOrigin, readCookie } from './cookies.js';
+import { cors } from 'hono/cors';
 import { discoveryRoute, healthRoute, jwksRoute, metricsRoute, readyRoute, revocationsRoute } from './handlers/meta.js';
 import { tokenRoute } from './handlers/oauth.js';
 import { changePasswordRoute, forgotPasswordRoute, resendVerificationRoute, resetPasswordRoute, updateProfileRoute, verifyEmailRoute } from './handlers/lifecycle.js';
 import { registerPages } from './pages.js';
+import { auditRoute } from './handlers/audit.js';
+import { withClientIp } from '../core/audit.js';
 import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
 import { json } from './context.js';
@@ -23,6 +28,7 @@ export function routeTable(services: Services): Route[] {
   const routes: Route[] = [
     signUpRoute(services.config.passwordMinLength),
     signInRoute,
+    mfaVerifyRoute,
     refreshRoute,
     tokenRoute,
     signOutRoute,
@@ -34,8 +40,12 @@ export function routeTable(services: Services): Route[] {
     resetPasswordRoute(services.config.passwordMinLength),
     verifyEmailRoute,
     resendVerificationRoute,
+    totpSetupRoute,
+    totpEnableRoute,
+    totpDisableRoute,
     listSessionsRoute,
     endSessionRoute,
+    auditRoute(services.audit),
     revocationsRoute,
     jwksRoute,
     discoveryRoute,
@@ -72,8 +82,9 @@ export function createApp(services: Services): Hono<AppEnv> {
     const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
     c.set('requestId', requestId);
     c.set('services', services);
-    c.set('client', { ip: clientIp(c, config.trustProxy), userAgent: c.req.header('user-agent') ?? null });
-    await next();
+    c.set('client', { ip: clientIp(c, config.trustProxy), userAgent: c.req.header('user-agent') ?? null, deviceCookie: readCookie(c, 'device'), signal: c.req.raw.signal });
+    // Audit entries recorded anywhere in this request carry the client's address.
+    await withClientIp(c.var.client.ip, next);
     const headers = c.res.headers;
     headers.set('x-request-id', requestId);
     headers.set('x-content-type-options', 'nosniff');
@@ -85,10 +96,27 @@ export function createApp(services: Services): Hono<AppEnv> {
     logger.info({ reqId: requestId, method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round(ms * 100) / 100 }, 'request');
   });
 
+  // CORS only for the configured origins, with credentials (cookie mode); none otherwise.
+  app.use(
+    cors({
+      origin: (origin, c) => (origin && allowedOrigin(c as AppContext, origin) && config.corsOrigins.includes(origin) ? origin : null),
+      credentials: true,
+      allowMethods: ['GET', 'POST', 'PATCH', 'DELETE'],
+      allowHeaders: ['Authorization', 'Content-Type', 'X-CSRF-Token', 'X-Session-Mode', 'X-Request-Id'],
+      exposeHeaders: ['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'WWW-Authenticate'],
+      maxAge: 600,
+    }),
+  );
+
   for (const r of routes) {
     app.on(r.method, r.path, async (c) => {
-      if (r.auth === 'bearer' || (r.auth === 'bearer-or-body' && c.req.header('authorization') !== undefined)) {
-        c.set('auth', await services.sessions.authenticate(bearerToken(c)));
+      const credential = r.auth === 'none' ? undefined : accessCredential(c);
+      if (r.auth === 'bearer' || (r.auth === 'bearer-or-body' && credential !== undefined)) {
+        if (credential === undefined) throw new SignetError('missing_token');
+        const auth = await services.sessions.authenticate(credential.token);
+        // A cookie is sent by the browser on its own: state changes need proof the page is ours.
+        if (credential.via === 'cookie' && r.method !== 'GET') assertCsrf(c, auth.session.id);
+        c.set('auth', auth);
       }
       let body: unknown;
       if (!r.body) assertNoForeignBody(c.req.raw, config.bodyLimit);
@@ -130,11 +158,18 @@ export function createApp(services: Services): Hono<AppEnv> {
   return app;
 }
 
-/** RFC 6750 §2.1: `Authorization: Bearer <token>`; anything else is a missing token. */
-function bearerToken(c: AppContext): string {
+/**
+ * The access token: RFC 6750 §2.1 `Authorization: Bearer <token>`, or else the
+ * access cookie. A header with another scheme or no value is a missing token.
+ */
+function accessCredential(c: AppContext): { token: string; via: 'header' | 'cookie' } | undefined {
   const header = c.req.header('authorization');
-  const match = header === undefined ? null : /^(\S+)(?:\s+(.*))?$/.exec(header.trim());
+  if (header === undefined) {
+    const cookie = readCookie(c, 'access');
+    return cookie ? { token: cookie, via: 'cookie' } : undefined;
+  }
+  const match = /^(\S+)(?:\s+(.*))?$/.exec(header.trim());
   const token = match?.[2]?.trim();
   if (!match || match[1].toLowerCase() !== 'bearer' || !token) throw new SignetError('missing_token');
-  return token;
+  return { token, via: 'header' };
 }

@@ -171,3 +171,19 @@ export function changePasswordBody(minLength: number) {
 export const profileBody = z.object({ name: name.nullable().optional(), username: username.nullable().optional() });
 
 export const Accepted = z.object({ message: z.string() }).meta({ id: 'Accepted' });
+
+// ---- two-factor ----
+
+const totpCode = string().regex(/^\d{6}$/, 'must be six digits').meta({ example: '492039' });
+
+export const mfaVerifyBody = z.object({
+  mfaToken: string().refine(noControl, NO_CONTROL),
+  code: totpCode.optional(),
+  recoveryCode: string().refine(noControl, NO_CONTROL).max(64, 'must be at most 64 characters').optional(),
+});
+export const passwordOnlyBody = z.object({ password: currentPassword });
+export const mfaEnableBody = z.object({ code: totpCode });
+
+export const MfaChallenge = z.object({ mfaRequired: z.literal(true), mfaToken: z.string(), methods: z.array(z.literal('totp')) }).meta({ id: 'MfaChallenge' });
+export const TotpSetup = z.object({ secret: z.string(), otpauthUri: z.string(), qrSvg: z.string() }).meta({ id: 'TotpSetup' });
+export const RecoveryCodes = z.object({ recoveryCodes: z.array(z.string()).length(10) }).meta({ id: 'RecoveryCodes' });

@@ -2,12 +2,16 @@ import type { Db } from './db.js';
 import { conflictError } from './users.js';
 import type { AccountTokenKind, AccountTokenRow, UserRow } from './schema.js';
 
-/** Stores a new token, retiring the user's earlier unused tokens of the same kind. */
+/**
+ * Stores a new token, retiring the user's earlier unused tokens of the same
+ * kind. Retired tokens expire (not merely "used"): a used verification token
+ * may repeat its answer, a superseded one never works again.
+ */
 export async function issueAccountToken(db: Db, token: AccountTokenRow): Promise<void> {
   await db.kysely.transaction().execute(async (trx) => {
     await trx
       .updateTable('account_tokens')
-      .set({ used_at: token.created_at })
+      .set({ used_at: token.created_at, expires_at: token.created_at })
       .where('user_id', '=', token.user_id)
       .where('kind', '=', token.kind)
       .where('used_at', 'is', null)

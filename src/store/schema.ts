@@ -12,6 +12,7 @@ export interface UserRow {
   name: string | null;
   password_hash: string;
   email_verified: number;
+  mfa_enabled: number;
   disabled_at: number | null;
   created_at: number;
   updated_at: number;
@@ -89,6 +90,40 @@ export interface MailRow {
   last_error: string | null;
 }
 
+export interface ServerSecretRow {
+  name: string;
+  value: string;
+  created_at: number;
+}
+
+export interface TotpRow {
+  user_id: string;
+  /** Base32 secret, sealed with SIGNET_SECRET when one is set. */
+  secret: string;
+  created_at: number;
+  /** Null while setup awaits its first valid code. */
+  enabled_at: number | null;
+  last_step: number;
+}
+
+export interface RecoveryCodeRow {
+  id: string;
+  user_id: string;
+  code_hash: string;
+  used_at: number | null;
+}
+
+export interface MfaChallengeRow {
+  id: string;
+  user_id: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  failures: number;
+  used_at: number | null;
+  client_id: string | null;
+}
+
 export interface Database {
   users: UserRow;
   sessions: SessionRow;
@@ -96,4 +131,8 @@ export interface Database {
   signing_keys: SigningKeyRow;
   account_tokens: AccountTokenRow;
   mail_outbox: MailRow;
+  server_secrets: ServerSecretRow;
+  mfa_totp: TotpRow;
+  mfa_recovery_codes: RecoveryCodeRow;
+  mfa_challenges: MfaChallengeRow;
 }

@@ -94,15 +94,16 @@ async function touchSession(db: Executor, sessionId: string, now: number): Promi
 }
 
 
-/** Ends a session; its refresh tokens die with it. Returns false if it had already ended. */
-export async function endSession(db: Db, sessionId: string, reason: string, now: number): Promise<boolean> {
-  const result = await db.kysely
+/** Ends a session; its refresh tokens die with it. Returns its user's id, or undefined if it had already ended. */
+export async function endSession(db: Db, sessionId: string, reason: string, now: number): Promise<string | undefined> {
+  const ended = await db.kysely
     .updateTable('sessions')
     .set({ ended_at: now, end_reason: reason })
     .where('id', '=', sessionId)
     .where('ended_at', 'is', null)
+    .returning('user_id')
     .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
+  return ended?.user_id;
 }
 
 export async function endUserSessions(db: Db, userId: string, reason: string, now: number, exceptSessionId?: string): Promise<number> {

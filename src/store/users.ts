@@ -30,6 +30,7 @@ export function newUserRow(user: NewUser): UserRow {
     name: user.name,
     password_hash: user.passwordHash,
     email_verified: 0,
+    mfa_enabled: 0,
     disabled_at: null,
     created_at: user.now,
     updated_at: user.now,

@@ -1,11 +1,14 @@
 import { SignetError } from '../../errors.js';
 import type { FieldError } from '../../errors.js';
 import type { Grant } from '../../core/sessions.js';
+import type { SignInResult } from '../../core/users.js';
 import { toPublicUser } from '../../core/users.js';
 import type { AppContext } from '../context.js';
 import { json } from '../context.js';
+import { assertCsrf, assertSameSite, clearSessionCookies, cookieSession, readCookie, setDeviceCookie, wantsCookies } from '../cookies.js';
+import { limitClient } from '../limit.js';
 import { route } from '../route.js';
-import { SessionResponse, refreshBody, signInBody, signOutBody, signUpBody } from '../schemas.js';
+import { SessionResponse, mfaVerifyBody, refreshBody, signInBody, signOutBody, signUpBody } from '../schemas.js';
 
 export function sessionBody(grant: Grant) {
   return {
@@ -16,6 +19,17 @@ export function sessionBody(grant: Grant) {
     refreshExpiresIn: grant.refreshExpiresIn,
     user: toPublicUser(grant.user),
   };
+}
+
+/** The session response, as JSON tokens or (cookie mode) as cookies. */
+function respondWithSession(c: AppContext, grant: Grant, status = 200, cookies = wantsCookies(c)): Response {
+  return json(cookies ? cookieSession(c, grant) : sessionBody(grant), status);
+}
+
+function respondToSignIn(c: AppContext, result: SignInResult): Response {
+  if (result.kind === 'mfa') return json({ mfaRequired: true, mfaToken: result.mfaToken, methods: ['totp'] });
+  setDeviceCookie(c, result.deviceCookie);
+  return respondWithSession(c, result.grant);
 }
 
 /** Exactly one identifier at sign-in; reported with the other field errors. */
@@ -35,11 +49,12 @@ export function signUpRoute(minPasswordLength: number) {
     auth: 'none',
     body: signUpBody(minPasswordLength),
     success: { status: 201, description: 'Account created; session started (or `{user, verificationRequired: true}` when EMAIL_VERIFICATION=required)', schema: SessionResponse },
-    errors: ['email_taken', 'username_taken', 'weak_password'],
+    errors: ['email_taken', 'username_taken', 'weak_password', 'rate_limited', 'csrf_failed'],
     handle: async (c, body) => {
-      const { accounts } = c.var.services;
-      const { user, grant } = await accounts.signUp({ email: body.email, password: body.password, username: body.username, name: body.name || undefined }, c.var.client);
-      return json(grant ? sessionBody(grant) : { user: toPublicUser(user), verificationRequired: true }, 201);
+      if (wantsCookies(c)) assertSameSite(c);
+      await limitClient(c, 'signup.ip');
+      const { user, grant } = await c.var.services.accounts.signUp({ email: body.email, password: body.password, username: body.username, name: body.name || undefined }, c.var.client);
+      return grant ? respondWithSession(c, grant, 201) : json({ user: toPublicUser(user), verificationRequired: true }, 201);
     },
   });
 }
@@ -52,12 +67,31 @@ export const signInRoute = route({
   auth: 'none',
   body: signInBody,
   crossCheck: identifierErrors,
-  success: { status: 200, description: 'Session started', schema: SessionResponse },
-  errors: ['invalid_credentials', 'email_not_verified'],
+  success: { status: 200, description: 'Session started, or `{mfaRequired: true, mfaToken, methods}` for two-factor accounts', schema: SessionResponse },
+  errors: ['invalid_credentials', 'email_not_verified', 'rate_limited', 'csrf_failed', 'unavailable'],
   handle: async (c, body) => {
+    // Login CSRF: a cookie session may only be started from an allowed origin.
+    if (wantsCookies(c)) assertSameSite(c);
     const login = body.email !== undefined ? { email: body.email, password: body.password } : { username: body.username!, password: body.password };
-    const grant = await c.var.services.accounts.signIn(login, c.var.client);
-    return json(sessionBody(grant));
+    return respondToSignIn(c, await c.var.services.accounts.signIn(login, c.var.client));
+  },
+});
+
+export const mfaVerifyRoute = route({
+  method: 'POST',
+  path: '/auth/mfa/verify',
+  tag: 'Two-factor',
+  summary: 'Second sign-in step: a TOTP code or a recovery code for the mfaToken',
+  auth: 'none',
+  body: mfaVerifyBody,
+  crossCheck: (raw) => ((raw.code === undefined) === (raw.recoveryCode === undefined) ? [{ field: 'code', message: 'give either code or recoveryCode' }] : []),
+  success: { status: 200, description: 'Session started', schema: SessionResponse },
+  errors: ['invalid_code', 'invalid_mfa_token', 'rate_limited'],
+  handle: async (c, body) => {
+    if (wantsCookies(c)) assertSameSite(c);
+    await limitClient(c, 'mfa.ip');
+    const proof = body.code !== undefined ? { code: body.code } : { recoveryCode: body.recoveryCode! };
+    return respondToSignIn(c, await c.var.services.accounts.completeMfa(body.mfaToken, proof, c.var.client));
   },
 });
 
@@ -65,24 +99,40 @@ export const refreshRoute = route({
   method: 'POST',
   path: '/auth/token/refresh',
   tag: 'Sessions',
-  summary: 'Rotate a refresh token: new access and refresh tokens',
+  summary: 'Rotate a refresh token (from the body, or the refresh cookie): new access and refresh tokens',
   auth: 'none',
   body: refreshBody,
+  bodyOptional: true,
   success: { status: 200, description: 'Tokens rotated', schema: SessionResponse },
-  errors: ['invalid_refresh_token'],
-  handle: async (c, body) => json(sessionBody(await c.var.services.sessions.refresh(body.refreshToken, c.var.client))),
+  errors: ['invalid_refresh_token', 'csrf_failed', 'rate_limited'],
+  handle: async (c, body) => {
+    await limitClient(c, 'refresh.ip');
+    const { sessions } = c.var.services;
+    const fromCookie = body?.refreshToken === undefined;
+    const token = body?.refreshToken ?? readCookie(c, 'refresh');
+    // Neither a body nor a refresh cookie: the contract's answer to an empty body.
+    if (token === undefined) throw new SignetError(body === undefined ? 'invalid_json' : 'invalid_refresh_token', body === undefined ? { message: 'The request body is empty' } : {});
+    if (fromCookie) {
+      // Refresh by cookie changes state on the strength of a cookie: CSRF rules apply.
+      const sessionId = await sessions.sessionOfRefreshToken(token);
+      if (sessionId === undefined) throw new SignetError('invalid_refresh_token');
+      assertCsrf(c, sessionId);
+    }
+    // A token that came from a cookie goes back into cookies, never into a body scripts can read.
+    return respondWithSession(c, await sessions.refresh(token, c.var.client), 200, fromCookie || wantsCookies(c));
+  },
 });
 
 export const signOutRoute = route({
   method: 'POST',
   path: '/auth/signout',
   tag: 'Sessions',
-  summary: 'End the session of the access token and/or the refresh token given',
+  summary: 'End the session of the access token and/or the refresh token given; clears the session cookies',
   auth: 'bearer-or-body',
   body: signOutBody,
   bodyOptional: true,
   success: { status: 204, description: 'Session ended' },
-  errors: ['missing_token', 'invalid_token'],
+  errors: ['missing_token', 'invalid_token', 'invalid_refresh_token', 'csrf_failed'],
   handle: async (c, body) => {
     const { sessions } = c.var.services;
     const auth = c.get('auth') as AppContext['var']['auth'] | undefined;
@@ -91,7 +141,8 @@ export const signOutRoute = route({
     if (body?.refreshToken !== undefined && !(await sessions.endByRefreshToken(body.refreshToken, 'signout')) && !auth) {
       throw new SignetError('invalid_refresh_token');
     }
-    return new Response(null, { status: 204 });
+    clearSessionCookies(c);
+    return c.body(null, 204);
   },
 });
 
@@ -99,11 +150,12 @@ export const signOutAllRoute = route({
   method: 'POST',
   path: '/auth/signout-all',
   tag: 'Sessions',
-  summary: "End every session of the token's user",
+  summary: "End every session of the token's user; clears the session cookies",
   auth: 'bearer',
   success: { status: 204, description: 'All sessions ended' },
   handle: async (c) => {
     await c.var.services.sessions.endAll(c.var.auth.user.id, 'signout_all');
-    return new Response(null, { status: 204 });
+    clearSessionCookies(c);
+    return c.body(null, 204);
   },
 });

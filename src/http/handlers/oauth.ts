@@ -73,7 +73,10 @@ async function grant(c: AppContext): Promise<Response> {
     const parsed = currentPassword.safeParse(required(params, 'password'));
     if (!parsed.success) throw new OAuthError('invalid_request', 'password is malformed');
     const login = identifier.includes('@') ? { email: identifier, password: parsed.data } : { username: identifier, password: parsed.data };
-    issued = await sessions.start(await accounts.verifyLogin(login), context);
+    const { user } = await accounts.verifyLogin(login, context);
+    // RFC 9700 §2.4: the password grant never bypasses a second factor.
+    if (user.mfa_enabled === 1) throw new OAuthError('invalid_grant', 'two-factor authentication required');
+    issued = await sessions.start(user, context);
   } else if (grantType === 'refresh_token') {
     issued = await sessions.refresh(required(params, 'refresh_token'), context);
   } else {
@@ -132,6 +135,7 @@ function required(params: URLSearchParams, name: string): string {
 function toOAuthError(thrown: unknown, c: AppContext): OAuthError {
   if (isSignetError(thrown, 'invalid_credentials')) return new OAuthError('invalid_grant', 'invalid username or password');
   if (isSignetError(thrown, 'invalid_refresh_token')) return new OAuthError('invalid_grant', 'the refresh token is invalid, expired or revoked');
+  if (isSignetError(thrown, 'rate_limited')) return new OAuthError('invalid_request', 'too many requests; retry later', 429, thrown.retryAfter);
   if (isSignetError(thrown, 'email_not_verified')) return new OAuthError('invalid_grant', 'the email address has not been verified');
   const error = toSignetError(thrown);
   if (error.code === 'unavailable') return new OAuthError('temporarily_unavailable', 'try again later', 503, error.retryAfter);

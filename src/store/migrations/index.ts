@@ -1,11 +1,15 @@
 import type { Migration, MigrationProvider } from 'kysely';
 import * as m001 from './001_initial.js';
 import * as m002 from './002_account_lifecycle.js';
+import * as m003 from './003_audit_log.js';
+import * as m004 from './004_defences.js';
 
 /** Versioned migrations, applied in name order; never edit one that has shipped. */
 const MIGRATIONS: Record<string, Migration> = {
   '001_initial': m001,
   '002_account_lifecycle': m002,
+  '003_audit_log': m003,
+  '004_defences': m004,
 };
 
 export const migrationProvider: MigrationProvider = {

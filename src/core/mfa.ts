@@ -1,0 +1,170 @@
+import { randomBytes } from 'node:crypto';
+import { Secret, TOTP } from 'otpauth';
+import QRCode from 'qrcode';
+import type { SignetConfig } from '../config.js';
+import { SignetError } from '../errors.js';
+import type { Db } from '../store/db.js';
+import {
+  advanceTotpStep,
+  completeChallenge,
+  disableTotp,
+  enableTotp,
+  failChallenge,
+  findChallenge,
+  findTotp,
+  insertChallenge,
+  savePendingTotp,
+  useRecoveryCode,
+} from '../store/mfa.js';
+import type { UserRow } from '../store/schema.js';
+import { findUserById } from '../store/users.js';
+import type { Clock } from './clock.js';
+import { open, randomToken, seal, sha256, uuidv7 } from './crypto.js';
+import type { PasswordHasher } from './passwords.js';
+
+const PERIOD = 30;
+/** Steps accepted either side of now: RFC 6238 §5.2 allows for clock drift. */
+const WINDOW = 1;
+const CHALLENGE_TTL_MS = 5 * 60 * 1000;
+const CHALLENGE_MAX_FAILURES = 5;
+const RECOVERY_CODES = 10;
+const SEAL_PURPOSE = 'signet totp secret v1';
+const MFA_TOKEN = /^[A-Za-z0-9_-]{43}$/;
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+export interface TotpSetup {
+  secret: string;
+  otpauthUri: string;
+  qrSvg: string;
+}
+
+/**
+ * TOTP two-factor authentication (RFC 6238, SHA-1, 6 digits, 30 s). Secrets
+ * are sealed at rest with SIGNET_SECRET when set; recovery codes carry 125 bits
+ * each, so a SHA-256 of them is safe to store (ASVS 6.5.2 asks ≥ 112 bits for that).
+ */
+export class MfaService {
+  readonly #db: Db;
+  readonly #hasher: PasswordHasher;
+  readonly #clock: Clock;
+  readonly #config: Pick<SignetConfig, 'masterSecret' | 'appName'>;
+  readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
+
+  constructor(db: Db, hasher: PasswordHasher, clock: Clock, config: Pick<SignetConfig, 'masterSecret' | 'appName'>, onEvent: (event: string, fields: Record<string, unknown>) => void) {
+    this.#db = db;
+    this.#hasher = hasher;
+    this.#clock = clock;
+    this.#config = config;
+    this.#onEvent = onEvent;
+  }
+
+  /** Re-authenticates (ASVS 7.5.1), then creates a pending secret. */
+  async setup(user: UserRow, password: string): Promise<TotpSetup> {
+    await this.#reauthenticate(user, password);
+    if (user.mfa_enabled === 1) throw new SignetError('mfa_already_enabled');
+    const secret = new Secret({ size: 20 });
+    const totp = this.#totp(user, secret);
+    const now = this.#clock.now();
+    await savePendingTotp(this.#db, { user_id: user.id, secret: this.#sealSecret(secret.base32), created_at: now, enabled_at: null, last_step: 0 });
+    const otpauthUri = totp.toString();
+    this.#onEvent('account.mfa_setup_started', { userId: user.id });
+    return { secret: secret.base32, otpauthUri, qrSvg: await QRCode.toString(otpauthUri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 }) };
+  }
+
+  /** Confirms setup with a valid code; returns the ten recovery codes, shown once. */
+  async enable(user: UserRow, code: string): Promise<string[]> {
+    const row = await findTotp(this.#db, user.id);
+    if (!row || row.enabled_at !== null) throw new SignetError('invalid_code');
+    const step = this.#validStep(user, row.secret, code);
+    if (step === undefined) throw new SignetError('invalid_code');
+    const codes = Array.from({ length: RECOVERY_CODES }, recoveryCode);
+    const rows = codes.map((c) => ({ id: uuidv7(), user_id: user.id, code_hash: sha256(normalizeRecovery(c)), used_at: null }));
+    if (!(await enableTotp(this.#db, user.id, step, rows, this.#clock.now()))) throw new SignetError('invalid_code');
+    this.#onEvent('account.mfa_enabled', { userId: user.id });
+    return codes;
+  }
+
+  async disable(user: UserRow, password: string): Promise<void> {
+    await this.#reauthenticate(user, password);
+    await disableTotp(this.#db, user.id, this.#clock.now());
+    this.#onEvent('account.mfa_disabled', { userId: user.id });
+  }
+
+  /** After a correct password: the single-use token that `verify` exchanges for a session. */
+  async challenge(user: UserRow, clientId: string | undefined): Promise<string> {
+    const token = randomToken();
+    const now = this.#clock.now();
+    await insertChallenge(this.#db, { id: uuidv7(now), user_id: user.id, token_hash: sha256(token), created_at: now, expires_at: now + CHALLENGE_TTL_MS, failures: 0, used_at: null, client_id: clientId ?? null });
+    return token;
+  }
+
+  /**
+   * Second step of sign-in. A wrong, replayed or expired code is `invalid_code`;
+   * the mfaToken dies after five of them, at expiry, and once it succeeds.
+   */
+  async verify(mfaToken: string, proof: { code: string } | { recoveryCode: string }): Promise<{ user: UserRow; clientId: string | undefined }> {
+    const now = this.#clock.now();
+    const challenge = MFA_TOKEN.test(mfaToken) ? await findChallenge(this.#db, sha256(mfaToken)) : undefined;
+    if (!challenge || challenge.used_at !== null || challenge.expires_at <= now || challenge.failures >= CHALLENGE_MAX_FAILURES) {
+      throw new SignetError('invalid_mfa_token');
+    }
+    const user = await findUserById(this.#db, challenge.user_id);
+    const totp = user && user.mfa_enabled === 1 ? await findTotp(this.#db, user.id) : undefined;
+    if (!user || user.disabled_at !== null || !totp || totp.enabled_at === null) throw new SignetError('invalid_mfa_token');
+
+    let ok: boolean;
+    if ('code' in proof) {
+      const step = this.#validStep(user, totp.secret, proof.code);
+      ok = step !== undefined && (await advanceTotpStep(this.#db, user.id, step));
+    } else {
+      ok = await useRecoveryCode(this.#db, user.id, sha256(normalizeRecovery(proof.recoveryCode)), now);
+      if (ok) this.#onEvent('account.mfa_recovery_code_used', { userId: user.id });
+    }
+    if (!ok) {
+      await failChallenge(this.#db, challenge.id);
+      this.#onEvent('auth.mfa_failed', { userId: user.id });
+      throw new SignetError('invalid_code');
+    }
+    if (!(await completeChallenge(this.#db, challenge.id, now))) throw new SignetError('invalid_mfa_token');
+    return { user, clientId: challenge.client_id ?? undefined };
+  }
+
+  async #reauthenticate(user: UserRow, password: string): Promise<void> {
+    const { ok } = await this.#hasher.verify(password, user.password_hash);
+    if (!ok) throw new SignetError('invalid_credentials');
+  }
+
+  #totp(user: UserRow, secret: Secret): TOTP {
+    return new TOTP({ issuer: this.#config.appName, label: user.email, algorithm: 'SHA1', digits: 6, period: PERIOD, secret });
+  }
+
+  /** The 30-second step a code belongs to, if it is valid now. */
+  #validStep(user: UserRow, sealed: string, code: string): number | undefined {
+    const secret = this.#openSecret(sealed);
+    const timestamp = this.#clock.now();
+    const delta = this.#totp(user, Secret.fromBase32(secret)).validate({ token: code, timestamp, window: WINDOW });
+    return delta === null ? undefined : Math.floor(timestamp / 1000 / PERIOD) + delta;
+  }
+
+  #sealSecret(base32: string): string {
+    return this.#config.masterSecret ? seal(this.#config.masterSecret, SEAL_PURPOSE, base32) : base32;
+  }
+
+  #openSecret(stored: string): string {
+    if (!stored.startsWith('v1.')) return stored;
+    const plain = this.#config.masterSecret ? open(this.#config.masterSecret, SEAL_PURPOSE, stored) : undefined;
+    if (plain === undefined) throw new Error('cannot decrypt a TOTP secret: SIGNET_SECRET is missing or changed');
+    return plain;
+  }
+}
+
+/** 25 base32 characters (125 bits) in groups of five: `k7d2m-…`. */
+function recoveryCode(): string {
+  const bytes = randomBytes(25);
+  const chars = Array.from(bytes, (b) => BASE32[b & 31]).join('');
+  return chars.match(/.{5}/g)!.join('-');
+}
+
+function normalizeRecovery(code: string): string {
+  return code.toLowerCase().replace(/[^a-z2-7]/g, '');
+}
