@@ -154,9 +154,11 @@ function outboxDelivery(dir: string): Delivery {
     send: async (message) => {
       const info = await transporter.sendMail(message);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
-      const path = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${uuidv7().slice(-12)}.eml`);
-      writeFileSync(path, info.message as Buffer, { mode: 0o600 });
-      return path;
+      const base = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${uuidv7().slice(-12)}`);
+      writeFileSync(`${base}.eml`, info.message as Buffer, { mode: 0o600 });
+      // The .eml is quoted-printable; a plain-text twin lets a developer read or grep the link.
+      writeFileSync(`${base}.txt`, `To: ${message.to}\nSubject: ${message.subject}\n\n${message.text}`, { mode: 0o600 });
+      return `${base}.eml`;
     },
     close: () => transporter.close(),
   };
