@@ -18,21 +18,32 @@ export function stopAllLoad() {
 export function load({ url, connections, durationSeconds, requests, timeoutSeconds = 30 }) {
   return new Promise((resolve, reject) => {
     const latencies = [];
+    const byStatus = new Map();
     const instance = autocannon(
       { url, connections, duration: durationSeconds, requests, timeout: timeoutSeconds, pipelining: 1 },
       (error, result) => {
         running.delete(instance);
         if (error) return reject(error);
-        resolve(summarize(result, latencies));
+        resolve(summarize(result, latencies, byStatus));
       },
     );
     running.add(instance);
-    instance.on('response', (_client, _statusCode, _bytes, responseTimeMs) => latencies.push(responseTimeMs));
+    instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
+      latencies.push(responseTimeMs);
+      let list = byStatus.get(statusCode);
+      if (!list) byStatus.set(statusCode, (list = []));
+      list.push(responseTimeMs);
+    });
   });
 }
 
-function summarize(result, latencies) {
+function summarize(result, latencies, byStatus) {
   latencies.sort((a, b) => a - b);
+  const latencyByStatus = {};
+  for (const [code, list] of byStatus) {
+    list.sort((a, b) => a - b);
+    latencyByStatus[code] = { count: list.length, p50: percentile(list, 50), p99: percentile(list, 99) };
+  }
   const statusCounts = Object.fromEntries(Object.entries(result.statusCodeStats).map(([code, { count }]) => [code, count]));
   const responses = latencies.length;
   return {
@@ -49,6 +60,8 @@ function summarize(result, latencies) {
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     max: latencies.length ? latencies[latencies.length - 1] : NaN,
+    /** Per HTTP status: count, p50, p99 (ms). */
+    latencyByStatus,
   };
 }
 

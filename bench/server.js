@@ -25,23 +25,46 @@ export function freePort() {
  * Starts `node dist/cli/main.js serve` on a free port with a fresh SQLite data
  * dir. `configEnvNames` are the variables Signet reads: they are removed from
  * the inherited environment so the server runs on its defaults (Argon2
- * parameters, hash concurrency, SQLite), whatever the caller's shell holds.
+ * parameters, hash concurrency, SQLite), whatever the caller's shell holds;
+ * then `env` (e.g. RATE_LIMITS, TRUST_PROXY) is applied on top.
  */
-export async function startServer({ root, configEnvNames, nodeArgs = [], readyTimeoutMs = 30_000 }) {
+export async function startServer({ root, configEnvNames, nodeArgs = [], env: extra = {}, readyTimeoutMs = 30_000 }) {
   const dataDir = mkdtempSync(join(tmpdir(), 'signet-bench-'));
   const port = await freePort();
   const env = { ...process.env };
   for (const name of [...configEnvNames, 'SIGNET_CONFIG']) delete env[name];
-  Object.assign(env, { HOST, PORT: String(port), SIGNET_DATA_DIR: dataDir, LOG_LEVEL: 'warn' });
+  Object.assign(env, { HOST, PORT: String(port), SIGNET_DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, extra);
+  return launch({ args: [...nodeArgs, join(root, 'dist/cli/main.js'), 'serve'], cwd: dataDir, env, port, readyPath: '/healthz', dataDir, readyTimeoutMs, what: 'server' });
+}
 
-  const child = spawn(process.execPath, [...nodeArgs, join(root, 'dist/cli/main.js'), 'serve'], {
-    cwd: dataDir,
+/**
+ * Starts bench/verifier-server.js (a node:http server protecting routes with
+ * signet/verify) on a free port; `env` carries the issuer, audience and JWKS
+ * URL. Ready once it answers GET /bare (it loads the JWKS before listening).
+ */
+export async function startVerifierServer({ root, env: extra, readyTimeoutMs = 15_000 }) {
+  const port = await freePort();
+  const env = { ...process.env, HOST, PORT: String(port), ...extra };
+  return launch({ args: [join(root, 'bench/verifier-server.js')], cwd: root, env, port, readyPath: '/bare', dataDir: undefined, readyTimeoutMs, what: 'verifier server' });
+}
+
+async function launch({ args, cwd, env, port, readyPath, dataDir, readyTimeoutMs, what }) {
+  const removeDataDir = () => {
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  };
+  const child = spawn(process.execPath, args, {
+    cwd,
     env,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logLines = [];
+  let logCount = 0;
   const keep = (chunk) => {
-    for (const line of String(chunk).split('\n')) if (line.trim()) logLines.push(line);
+    for (const line of String(chunk).split('\n')) {
+      if (!line.trim()) continue;
+      logLines.push(line);
+      logCount++;
+    }
     if (logLines.length > 200) logLines.splice(0, logLines.length - 200);
   };
   child.stdout.on('data', keep);
@@ -68,6 +91,10 @@ export async function startServer({ root, configEnvNames, nodeArgs = [], readyTi
     url: `http://${HOST}:${port}`,
     dataDir,
     logLines,
+    /** Lines logged so far (logLines keeps only the last 200). */
+    get logCount() {
+      return logCount;
+    },
     get exited() {
       return exited;
     },
@@ -84,27 +111,27 @@ export async function startServer({ root, configEnvNames, nodeArgs = [], readyTi
           await exitPromise;
         }
       }
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir();
     },
     /** Synchronous last resort for process.on('exit'). */
     killNow() {
       if (!exited) child.kill('SIGKILL');
-      rmSync(dataDir, { recursive: true, force: true });
+      removeDataDir();
     },
   };
 
   const started = performance.now();
   for (;;) {
     if (exited) {
-      rmSync(dataDir, { recursive: true, force: true });
-      throw new Error(`server exited during start-up (${exitInfo}):\n${logLines.join('\n')}`);
+      removeDataDir();
+      throw new Error(`${what} exited during start-up (${exitInfo}):\n${logLines.join('\n')}`);
     }
     if (performance.now() - started > readyTimeoutMs) {
       await server.stop();
-      throw new Error(`server not ready after ${readyTimeoutMs} ms:\n${logLines.join('\n')}`);
+      throw new Error(`${what} not ready after ${readyTimeoutMs} ms:\n${logLines.join('\n')}`);
     }
     try {
-      const response = await globalThis.fetch(`${server.url}/healthz`, { signal: globalThis.AbortSignal.timeout(1000) });
+      const response = await globalThis.fetch(`${server.url}${readyPath}`, { signal: globalThis.AbortSignal.timeout(1000) });
       await response.arrayBuffer();
       if (response.ok) break;
     } catch {

@@ -2,6 +2,7 @@
 import { ConfigError, describeOptions, loadConfig } from '../config.js';
 import { startServer } from '../server.js';
 import { auditCommand } from './audit.js';
+import { listFailedMail } from '../store/mail.js';
 import { createLogger, createServices } from '../services.js';
 
 const USAGE = `Usage: signet <command>
@@ -11,6 +12,7 @@ Commands:
   migrate        Apply database migrations and exit
   keys list      Show signing keys and their states
   keys rotate    Publish a new signing key; it signs after KEY_ROTATION_OVERLAP seconds
+  mail failed    Messages given up on after every retry (recipient, template, last error)
   audit verify   Check the audit log's hash chain; exit 1 at the first broken entry
   audit list --user <id> [--limit N]
                  A user's security events, newest first
@@ -61,6 +63,23 @@ async function main(args: string[]): Promise<number> {
           for (const key of services.keyring.list()) process.stdout.write(`${key.kid}  ${key.alg}  ${key.state.padEnd(8)}  activates ${new Date(key.activatesAt).toISOString()}\n`);
         } else {
           process.stdout.write(`Database is at the latest migration (${services.db.dialect}).\n`);
+        }
+      } finally {
+        await services.close();
+      }
+      return 0;
+    }
+    case 'mail': {
+      if (sub !== 'failed') {
+        process.stderr.write('Unknown mail command: use mail failed.\n');
+        return 2;
+      }
+      const services = await createServices(config, { logger: createLogger({ logLevel: 'warn' }) });
+      try {
+        const failed = await listFailedMail(services.db);
+        if (failed.length === 0) process.stdout.write('No failed mail.\n');
+        for (const m of failed) {
+          process.stdout.write(`${new Date(m.failed_at!).toISOString()}  ${m.template.padEnd(16)}  ${m.recipient}  after ${m.attempts} attempts: ${m.last_error ?? ''}\n`);
         }
       } finally {
         await services.close();
