@@ -120,7 +120,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     };
     const devices = new DeviceCookies(serverKeys.device, clock);
     const guard = new SignInGuard(limits, hasher, config, onEvent);
-    const mfa = new MfaService(db, hasher, clock, config, onEvent);
+    const mfa = new MfaService(db, hasher, limits, clock, config, onEvent);
     const accounts = new AccountService({ db, hasher, sessions, lifecycle, guard, devices, mfa, clock, config, onEvent });
     return {
       config,

@@ -4,7 +4,9 @@
 import { setPriority } from 'node:os';
 import { parentPort } from 'node:worker_threads';
 import argon2 from '@node-rs/argon2';
-import bcrypt from '@node-rs/bcrypt';
+// bcrypt only verifies hashes imported from other apps (upgraded at the first sign-in):
+// bcryptjs needs no native binary.
+import bcrypt from 'bcryptjs';
 
 const ARGON2ID = 2;
 
@@ -25,7 +27,7 @@ function run(task) {
     case 'verify-argon2':
       return argon2.verifySync(task.hash, task.password);
     case 'verify-bcrypt':
-      return bcrypt.verifySync(task.password, task.hash);
+      return bcrypt.compareSync(task.password, task.hash);
     default:
       throw new Error(`unknown op ${task.op}`);
   }

@@ -28,6 +28,11 @@ export const LIMIT_RULES = {
   'refresh.ip': { points: 300, duration: 60 },
   /** MFA code attempts per client IP. */
   'mfa.ip': { points: 30, duration: 15 * 60 },
+  /**
+   * Wrong MFA codes per account, whatever the mfaToken or IP: someone holding the
+   * password cannot keep minting challenges to guess codes. Past it, every code is invalid_code.
+   */
+  'mfa.account': { points: 10, duration: 15 * 60 },
   /** forgot/resend requests per client IP: 429 beyond. */
   'mail.ip': { points: 10, duration: 15 * 60 },
   /** mails of one kind to one address: further requests answer 202 and send nothing. */

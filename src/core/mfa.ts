@@ -20,6 +20,7 @@ import type { UserRow } from '../store/schema.js';
 import { findUserById } from '../store/users.js';
 import type { Clock } from './clock.js';
 import { open, randomToken, seal, sha256, uuidv7 } from './crypto.js';
+import type { Limits } from './limits.js';
 import type { PasswordHasher } from './passwords.js';
 
 const PERIOD = 30;
@@ -47,12 +48,14 @@ export class MfaService {
   readonly #db: Db;
   readonly #hasher: PasswordHasher;
   readonly #clock: Clock;
+  readonly #limits: Limits;
   readonly #config: Pick<SignetConfig, 'masterSecret' | 'appName'>;
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
 
-  constructor(db: Db, hasher: PasswordHasher, clock: Clock, config: Pick<SignetConfig, 'masterSecret' | 'appName'>, onEvent: (event: string, fields: Record<string, unknown>) => void) {
+  constructor(db: Db, hasher: PasswordHasher, limits: Limits, clock: Clock, config: Pick<SignetConfig, 'masterSecret' | 'appName'>, onEvent: (event: string, fields: Record<string, unknown>) => void) {
     this.#db = db;
     this.#hasher = hasher;
+    this.#limits = limits;
     this.#clock = clock;
     this.#config = config;
     this.#onEvent = onEvent;
@@ -112,8 +115,13 @@ export class MfaService {
     const totp = user && user.mfa_enabled === 1 ? await findTotp(this.#db, user.id) : undefined;
     if (!user || user.disabled_at !== null || !totp || totp.enabled_at === null) throw new SignetError('invalid_mfa_token');
 
+    // Past the account's budget no code is even checked: the answer stays invalid_code.
+    const budget = await this.#limits.remaining('mfa.account', user.id);
     let ok: boolean;
-    if ('code' in proof) {
+    if (!budget.allowed) {
+      ok = false;
+      this.#onEvent('security.mfa_throttled', { userId: user.id });
+    } else if ('code' in proof) {
       const step = this.#validStep(user, totp.secret, proof.code);
       ok = step !== undefined && (await advanceTotpStep(this.#db, user.id, step));
     } else {
@@ -122,6 +130,7 @@ export class MfaService {
     }
     if (!ok) {
       await failChallenge(this.#db, challenge.id);
+      await this.#limits.take('mfa.account', user.id);
       this.#onEvent('auth.mfa_failed', { userId: user.id });
       throw new SignetError('invalid_code');
     }

@@ -1,4 +1,6 @@
-import { hashSync as bcryptHash } from '@node-rs/bcrypt';
+import bcryptjs from 'bcryptjs';
+
+const bcryptHash = (password: string, options: { cost: number }) => bcryptjs.hashSync(password, options.cost);
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { HashPool } from '../../src/core/hash-pool.js';

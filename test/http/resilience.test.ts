@@ -1,6 +1,8 @@
 import net from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { hashSync as bcryptHash } from '@node-rs/bcrypt';
+import bcryptjs from 'bcryptjs';
+
+const bcryptHash = (password: string, options: { cost: number }) => bcryptjs.hashSync(password, options.cost);
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { PasswordHasher } from '../../src/core/passwords.js';
 import { DIALECTS, FAST_ARGON2, createPostgresSchema, newAccount, startTestServer } from '../helpers.js';
