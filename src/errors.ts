@@ -49,6 +49,8 @@ export interface SignetErrorOptions {
   details?: FieldError[];
   /** Seconds, for `Retry-After`. */
   retryAfter?: number;
+  /** The limit that refused the request, for the RateLimit-* headers. */
+  rateLimit?: { limit: number; remaining: number; resetSeconds: number };
   cause?: unknown;
 }
 
@@ -58,6 +60,7 @@ export class SignetError extends Error {
   readonly status: number;
   readonly details: FieldError[] | undefined;
   readonly retryAfter: number | undefined;
+  readonly rateLimit: SignetErrorOptions['rateLimit'];
 
   constructor(code: ErrorCode, options: SignetErrorOptions = {}) {
     super(options.message ?? ERROR_CATALOG[code].message, { cause: options.cause });
@@ -65,6 +68,7 @@ export class SignetError extends Error {
     this.status = ERROR_CATALOG[code].status;
     this.details = options.details;
     this.retryAfter = options.retryAfter;
+    this.rateLimit = options.rateLimit;
   }
 }
 

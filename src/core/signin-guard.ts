@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { SignetConfig } from '../config.js';
 import { SignetError } from '../errors.js';
-import type { LimitName, Limits } from './limits.js';
+import type { Decision, LimitName, Limits } from './limits.js';
 import type { PasswordHasher } from './passwords.js';
 
 const ACCOUNT_WINDOWS: LimitName[] = ['signin.account.minute', 'signin.account.hour', 'signin.account.day'];
@@ -46,9 +46,9 @@ export class SignInGuard {
   async admit(attempt: Attempt): Promise<void> {
     const ip = attempt.ip ?? 'unknown';
     const failures = await this.#limits.remaining('signin.ip.failures', ip);
-    if (!failures.allowed) throw this.#limited('signin.ip.failures', failures.resetSeconds);
+    if (!failures.allowed) throw this.#limited('signin.ip.failures', failures);
     const all = await this.#limits.take('signin.ip', ip);
-    if (!all.allowed) throw this.#limited('signin.ip', all.resetSeconds);
+    if (!all.allowed) throw this.#limited('signin.ip', all);
 
     if (attempt.device === undefined) this.admitHash();
 
@@ -76,9 +76,14 @@ export class SignInGuard {
     else for (const name of ACCOUNT_WINDOWS) await this.#limits.take(name, attempt.identifier);
   }
 
+  /**
+   * A known device's success clears only its own budget: the account's counters
+   * keep throttling the attacker elsewhere. A success from an unknown device
+   * (possible only while the account was not throttled) clears the account's.
+   */
   async succeeded(attempt: Attempt): Promise<void> {
     if (attempt.device !== undefined) await this.#limits.reset('signin.device', attempt.device);
-    for (const name of ACCOUNT_WINDOWS) await this.#limits.reset(name, attempt.identifier);
+    else for (const name of ACCOUNT_WINDOWS) await this.#limits.reset(name, attempt.identifier);
   }
 
   async #accountAllowed(identifier: string): Promise<boolean> {
@@ -86,8 +91,8 @@ export class SignInGuard {
     return true;
   }
 
-  #limited(name: LimitName, retryAfter: number): SignetError {
+  #limited(name: LimitName, decision: Decision): SignetError {
     this.#onEvent('security.client_rate_limited', { limit: name });
-    return new SignetError('rate_limited', { retryAfter });
+    return new SignetError('rate_limited', { retryAfter: decision.resetSeconds, rateLimit: decision });
   }
 }

@@ -40,5 +40,7 @@ export function isHttps(c: AppContext, trusted: readonly string[]): boolean {
   if (env?.incoming?.socket?.encrypted) return true;
   const peer = remoteAddress(c);
   if (peer !== null && trusted.includes(peer)) return c.req.header('x-forwarded-proto')?.split(',')[0]?.trim().toLowerCase() === 'https';
+  // On a Node socket the connection decides, never the URL a client wrote in its request line.
+  if (env?.incoming?.socket) return false;
   return new URL(c.req.url).protocol === 'https:';
 }

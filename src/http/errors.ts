@@ -32,5 +32,10 @@ export function errorResponse(error: SignetError, accept: string | null, request
   const challenge = WWW_AUTHENTICATE[error.code];
   if (challenge) headers.set('www-authenticate', challenge);
   if (error.retryAfter !== undefined) headers.set('retry-after', String(error.retryAfter));
+  if (error.rateLimit) {
+    headers.set('ratelimit-limit', String(error.rateLimit.limit));
+    headers.set('ratelimit-remaining', String(error.rateLimit.remaining));
+    headers.set('ratelimit-reset', String(error.rateLimit.resetSeconds));
+  }
   return new Response(JSON.stringify(body), { status: error.status, headers });
 }

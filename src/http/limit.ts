@@ -14,5 +14,5 @@ export async function limitClient(c: AppContext, name: LimitName): Promise<void>
   c.header('ratelimit-limit', String(decision.limit));
   c.header('ratelimit-remaining', String(decision.remaining));
   c.header('ratelimit-reset', String(decision.resetSeconds));
-  if (!decision.allowed) throw new SignetError('rate_limited', { retryAfter: decision.resetSeconds });
+  if (!decision.allowed) throw new SignetError('rate_limited', { retryAfter: decision.resetSeconds, rateLimit: decision });
 }
