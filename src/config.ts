@@ -112,7 +112,7 @@ export const OPTIONS: readonly Option[] = [
   {
     env: 'PUBLIC_URL',
     key: 'publicUrl',
-    default: (raw) => `http://${raw.HOST || '127.0.0.1'}:${raw.PORT || '3000'}`,
+    default: (raw) => `${raw.TLS_CERT ? 'https' : 'http'}://${raw.HOST || '127.0.0.1'}:${raw.PORT || '3000'}`,
     description: 'Public base URL: the token issuer (iss) and the base of links',
     parse: url,
   },

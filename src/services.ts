@@ -113,14 +113,14 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     });
     redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
     const limits = new Limits({ enabled: config.rateLimits, redis, prefix: 'signet', onEvent });
-    const lifecycle = new AccountLifecycle(db, hasher, mailer, limits, clock, config, onEvent);
+    const guard = new SignInGuard(limits, hasher, config, onEvent);
+    const lifecycle = new AccountLifecycle(db, hasher, mailer, limits, guard, clock, config, onEvent);
     const serverKeys = {
       csrf: await serverKey(db, config.masterSecret, 'csrf', clock.now()),
       device: await serverKey(db, config.masterSecret, 'device-cookie', clock.now()),
     };
     const devices = new DeviceCookies(serverKeys.device, clock);
-    const guard = new SignInGuard(limits, hasher, config, onEvent);
-    const mfa = new MfaService(db, hasher, limits, clock, config, onEvent);
+    const mfa = new MfaService(db, hasher, limits, guard, clock, config, onEvent);
     const accounts = new AccountService({ db, hasher, sessions, lifecycle, guard, devices, mfa, clock, config, onEvent });
     return {
       config,

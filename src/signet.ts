@@ -45,6 +45,8 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
   const services = await createServices(config, options);
   const app = createApp(services);
   const refresher = scheduleKeyRefresh(services);
+  // Mail queued by an earlier process (or during an SMTP outage) is sent without waiting for new mail.
+  services.mailer.start();
   const handler = getRequestListener(app.fetch);
   const handles = (url: string) => SIGNET_PATHS.test(url.split('?')[0] ?? '');
   return {
@@ -62,7 +64,7 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
   };
 }
 
-const SIGNET_PATHS = /^\/(auth\/|\.well-known\/(jwks\.json|openid-configuration)$|healthz$|readyz$|metrics$|openapi\.json$)/;
+const SIGNET_PATHS = /^\/(auth\/|\.well-known\/(jwks\.json|openid-configuration)$|healthz$|readyz$|metrics$|openapi\.json$|verify-email$|reset-password$|forgot-password$)/;
 
 /** Key states change with time (a next key activates, an old one retires); every instance re-reads the table. */
 function scheduleKeyRefresh(services: Services): NodeJS.Timeout {

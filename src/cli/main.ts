@@ -34,6 +34,7 @@ async function main(args: string[]): Promise<number> {
       const running = await startServer({ config });
       const { logger } = running.signet.services;
       if (config.dev) logger.warn('SIGNET_DEV is on: development mode, never use it in production');
+      if (!config.rateLimits) logger.warn('RATE_LIMITS=off: no rate limits or brute-force throttling; only for test rigs');
       if (!config.masterSecret && !config.jwtSecret) logger.warn('SIGNET_SECRET is not set: private signing keys are stored unencrypted');
       logger.info({ url: running.url, storage: running.signet.services.db.dialect, alg: running.signet.services.keyring.algorithm }, `Signet listening on ${running.url}`);
       const stop = (signal: string) => {

@@ -7,6 +7,7 @@ import { findUserById, findUserByLogin } from '../store/users.js';
 import type { Clock } from './clock.js';
 import { randomToken, sha256, uuidv7 } from './crypto.js';
 import type { Limits } from './limits.js';
+import type { SignInGuard } from './signin-guard.js';
 import type { Mailer } from './mailer.js';
 import { assertNotWeak } from './passwords.js';
 import type { PasswordHasher } from './passwords.js';
@@ -27,16 +28,18 @@ export class AccountLifecycle {
   readonly #hasher: PasswordHasher;
   readonly #mailer: Mailer;
   readonly #limits: Limits;
+  readonly #guard: SignInGuard;
   readonly #clock: Clock;
   readonly #config: LifecycleConfig;
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
   readonly #background = new Set<Promise<void>>();
 
-  constructor(db: Db, hasher: PasswordHasher, mailer: Mailer, limits: Limits, clock: Clock, config: LifecycleConfig, onEvent: (event: string, fields: Record<string, unknown>) => void) {
+  constructor(db: Db, hasher: PasswordHasher, mailer: Mailer, limits: Limits, guard: SignInGuard, clock: Clock, config: LifecycleConfig, onEvent: (event: string, fields: Record<string, unknown>) => void) {
     this.#db = db;
     this.#hasher = hasher;
     this.#mailer = mailer;
     this.#limits = limits;
+    this.#guard = guard;
     this.#clock = clock;
     this.#config = config;
     this.#onEvent = onEvent;
@@ -122,7 +125,7 @@ export class AccountLifecycle {
 
   /** POST /auth/password/change: needs the current password; every other session ends. */
   async changePassword(user: UserRow, sessionId: string, current: string, next: string): Promise<void> {
-    const { ok } = await this.#hasher.verify(current, user.password_hash);
+    const ok = await this.#guard.reauthenticate(user.id, async () => (await this.#hasher.verify(current, user.password_hash)).ok);
     if (!ok) {
       this.#onEvent('account.password_change_failed', { userId: user.id });
       throw new SignetError('invalid_credentials');

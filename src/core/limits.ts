@@ -22,6 +22,8 @@ export const LIMIT_RULES = {
   'signin.account.day': { points: 100, duration: 24 * 60 * 60 },
   /** Failed sign-ins from one known device (device cookie): its own budget, apart from the account's. */
   'signin.device': { points: 10, duration: 60 * 60 },
+  /** Wrong passwords when a signed-in user re-authenticates (password change, MFA setup/disable). */
+  'reauth.user': { points: 10, duration: 15 * 60 },
   /** Sign-ups per client IP. */
   'signup.ip': { points: 30, duration: 60 },
   /** Token refreshes per client IP (many tabs behind one address are normal). */

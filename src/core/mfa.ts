@@ -21,6 +21,7 @@ import { findUserById } from '../store/users.js';
 import type { Clock } from './clock.js';
 import { open, randomToken, seal, sha256, uuidv7 } from './crypto.js';
 import type { Limits } from './limits.js';
+import type { SignInGuard } from './signin-guard.js';
 import type { PasswordHasher } from './passwords.js';
 
 const PERIOD = 30;
@@ -49,13 +50,15 @@ export class MfaService {
   readonly #hasher: PasswordHasher;
   readonly #clock: Clock;
   readonly #limits: Limits;
+  readonly #guard: SignInGuard;
   readonly #config: Pick<SignetConfig, 'masterSecret' | 'appName'>;
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
 
-  constructor(db: Db, hasher: PasswordHasher, limits: Limits, clock: Clock, config: Pick<SignetConfig, 'masterSecret' | 'appName'>, onEvent: (event: string, fields: Record<string, unknown>) => void) {
+  constructor(db: Db, hasher: PasswordHasher, limits: Limits, guard: SignInGuard, clock: Clock, config: Pick<SignetConfig, 'masterSecret' | 'appName'>, onEvent: (event: string, fields: Record<string, unknown>) => void) {
     this.#db = db;
     this.#hasher = hasher;
     this.#limits = limits;
+    this.#guard = guard;
     this.#clock = clock;
     this.#config = config;
     this.#onEvent = onEvent;
@@ -139,7 +142,7 @@ export class MfaService {
   }
 
   async #reauthenticate(user: UserRow, password: string): Promise<void> {
-    const { ok } = await this.#hasher.verify(password, user.password_hash);
+    const ok = await this.#guard.reauthenticate(user.id, async () => (await this.#hasher.verify(password, user.password_hash)).ok);
     if (!ok) throw new SignetError('invalid_credentials');
   }
 

@@ -50,7 +50,7 @@ export class SignInGuard {
     const all = await this.#limits.take('signin.ip', ip);
     if (!all.allowed) throw this.#limited('signin.ip', all);
 
-    if (attempt.device === undefined) this.admitHash();
+    if (attempt.device === undefined) this.admitHash('signin');
 
     const throttled = attempt.device !== undefined ? !(await this.#limits.remaining('signin.device', attempt.device)).allowed : !(await this.#accountAllowed(attempt.identifier));
     if (throttled) {
@@ -61,13 +61,25 @@ export class SignInGuard {
     }
   }
 
-  /** Admission control for a hash nobody has vouched for yet (sign-up). */
-  admitHash(): void {
+  /** Admission control for a hash nobody has vouched for yet (sign-up, or sign-in from an unknown device). */
+  admitHash(kind: 'signup' | 'signin' = 'signup'): void {
     const wait = this.#hasher.expectedWaitMs('normal');
     if (wait > this.#config.hashQueueBudgetMs) {
-      this.#onEvent('security.signup_shed', { expectedWaitMs: Math.round(wait) });
+      this.#onEvent(`security.${kind}_shed`, { expectedWaitMs: Math.round(wait) });
       throw new SignetError('unavailable', { message: 'Too many requests right now; retry shortly', retryAfter: Math.max(1, Math.ceil(wait / 1000)) });
     }
+  }
+
+  /**
+   * Password re-checks by a signed-in user (password change, MFA setup and
+   * disable): a stolen access token must not become a password oracle.
+   */
+  async reauthenticate(userId: string, check: () => Promise<boolean>): Promise<boolean> {
+    const budget = await this.#limits.remaining('reauth.user', userId);
+    if (!budget.allowed) throw new SignetError('rate_limited', { retryAfter: budget.resetSeconds, rateLimit: budget });
+    const ok = await check();
+    if (!ok) await this.#limits.take('reauth.user', userId);
+    return ok;
   }
 
   async failed(attempt: Attempt): Promise<void> {

@@ -159,7 +159,8 @@ export class AccountService {
     const identifier = 'email' in login ? { email: login.email } : { username: login.username };
     const user = await findUserByLogin(this.#db, identifier);
     const attempt: Attempt = {
-      identifier: 'email' in login ? `email:${emailKey(login.email)}` : `username:${usernameKey(login.username)}`,
+      // One counter per account whichever identifier is typed; an unknown one gets its own, at the same count.
+      identifier: user ? `user:${user.id}` : 'email' in login ? `email:${emailKey(login.email)}` : `username:${usernameKey(login.username)}`,
       ip: context.ip,
       device: user ? this.#devices.verify(context.deviceCookie, user.id) : undefined,
     };

@@ -136,7 +136,16 @@ export const signOutRoute = route({
   handle: async (c, body) => {
     const { sessions } = c.var.services;
     const auth = c.get('auth') as AppContext['var']['auth'] | undefined;
-    if (!auth && body?.refreshToken === undefined) throw new SignetError('missing_token');
+    if (!auth && body?.refreshToken === undefined) {
+      // Cookie mode after the access cookie expired: the refresh cookie names the session (CSRF rules apply).
+      const cookie = readCookie(c, 'refresh');
+      const sessionId = cookie === undefined ? undefined : await sessions.sessionOfRefreshToken(cookie);
+      if (sessionId === undefined) throw new SignetError('missing_token');
+      assertCsrf(c, sessionId);
+      await sessions.end(sessionId, 'signout');
+      clearSessionCookies(c);
+      return c.body(null, 204);
+    }
     if (auth) await sessions.end(auth.session.id, 'signout');
     if (body?.refreshToken !== undefined && !(await sessions.endByRefreshToken(body.refreshToken, 'signout')) && !auth) {
       throw new SignetError('invalid_refresh_token');

@@ -4,6 +4,7 @@ import { decodeUtf8, hasBody, isFormContentType, isJsonContentType, readBody } f
 import type { AppContext } from '../context.js';
 import { json } from '../context.js';
 import { toSignetError } from '../errors.js';
+import { limitClient } from '../limit.js';
 import { route } from '../route.js';
 import { TokenRequest, TokenResponse } from '../schemas.js';
 import { currentPassword } from '../schemas.js';
@@ -78,6 +79,7 @@ async function grant(c: AppContext): Promise<Response> {
     if (user.mfa_enabled === 1) throw new OAuthError('invalid_grant', 'two-factor authentication required');
     issued = await sessions.start(user, context);
   } else if (grantType === 'refresh_token') {
+    await limitClient(c, 'refresh.ip');
     issued = await sessions.refresh(required(params, 'refresh_token'), context);
   } else {
     throw new OAuthError('unsupported_grant_type', `grant_type "${grantType.slice(0, 40)}" is not supported`);
