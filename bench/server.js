@@ -226,3 +226,68 @@ export function cpuBetween(before, after, pid, hashTids) {
   }
   return split;
 }
+
+/** The nice value of one thread (field 19 of /proc/<pid>/task/<tid>/stat), NaN if unreadable. */
+export function readThreadNice(pid, tid) {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    // fields[0] is field 3 (state), so nice (field 19) is fields[16].
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]);
+  } catch {
+    return NaN;
+  }
+}
+
+/**
+ * CPU seconds used so far by every process on the machine (utime+stime of
+ * /proc/<pid>/stat, which include their threads), keyed by pid, with the
+ * command name; plus the kernel's interrupt time (irq+softirq of /proc/stat,
+ * e.g. loopback networking), which belongs to no process. Used to say who the
+ * "others" CPU was.
+ */
+export function readProcessCpu() {
+  const processes = new Map();
+  for (const pid of readdirSync('/proc')) {
+    if (!/^\d+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      processes.set(pid, { comm, seconds: (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND });
+    } catch {
+      // the process ended between readdir and read
+    }
+  }
+  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  return { processes, interruptSeconds: (ticks[5] + ticks[6]) / CLOCK_TICKS_PER_SECOND };
+}
+
+/**
+ * Who used CPU between two readProcessCpu snapshots, excluding `ownPids`:
+ * the `top` busiest processes (seconds, name) and the kernel's interrupt time.
+ * Processes that started and ended in between are not seen.
+ */
+export function otherCpuBetween(before, after, ownPids, top = 3) {
+  const own = new Set(ownPids.filter((p) => p !== undefined).map(String));
+  const used = [];
+  for (const [pid, { comm, seconds }] of after.processes) {
+    if (own.has(pid)) continue;
+    const delta = seconds - (before.processes.get(pid)?.seconds ?? 0);
+    if (delta > 0) used.push({ pid, comm, seconds: delta });
+  }
+  used.sort((a, b) => b.seconds - a.seconds);
+  return { top: used.slice(0, top).map((p) => ({ ...p, name: describeProcess(p.pid, p.comm) })), interruptSeconds: after.interruptSeconds - before.interruptSeconds };
+}
+
+/** "node vitest run" rather than "node": the command name and the base names of its first arguments. */
+function describeProcess(pid, comm) {
+  try {
+    const args = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+    if (args.length === 0) return comm;
+    const words = args.slice(0, 3).map((a) => a.split('/').filter(Boolean).pop() ?? a);
+    const text = words.join(' ');
+    return `${text.length > 32 ? `${text.slice(0, 31)}…` : text} (${pid})`;
+  } catch {
+    return comm;
+  }
+}

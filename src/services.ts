@@ -81,8 +81,12 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     clock,
     onError: (error, lost) => logger.error({ err: error instanceof Error ? error.message : String(error), lost }, 'audit log write failed'),
   });
+  const floods = new FloodLog(logger);
   const onEvent = (event: string, fields: Record<string, unknown>) => {
     metrics.event(event);
+    // Load events carry no account: counted, logged in summary, never one row per request (a flood
+    // would otherwise spend on bookkeeping the CPU that shedding it was meant to save).
+    if (FLOOD_EVENTS.has(event)) return floods.count(event);
     if (event.startsWith('security.')) logger.warn({ event, ...fields }, event);
     else logger.info({ event, ...fields }, event);
     audit.record(event, fields);
@@ -174,4 +178,34 @@ function connectRedis(url: string, logger: Logger): Redis {
     logger.warn({ err: error.message }, 'Redis unreachable: rate limits fall back to per-instance memory');
   });
   return redis;
+}
+
+/** Events that arrive once per refused request during a flood. */
+const FLOOD_EVENTS = new Set(['security.signin_shed', 'security.signup_shed', 'security.client_rate_limited']);
+
+/** Logs flood events as one summary line per event kind at most every 10 seconds. */
+class FloodLog {
+  readonly #counts = new Map<string, number>();
+  readonly #logger: Logger;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(logger: Logger) {
+    this.#logger = logger;
+  }
+
+  count(event: string): void {
+    this.#counts.set(event, (this.#counts.get(event) ?? 0) + 1);
+    if (this.#timer) return;
+    this.#flush();
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      this.#flush();
+    }, 10_000);
+    this.#timer.unref();
+  }
+
+  #flush(): void {
+    for (const [event, count] of this.#counts) this.#logger.warn({ event, count, windowSeconds: 10 }, event);
+    this.#counts.clear();
+  }
 }
