@@ -30,7 +30,7 @@ export interface HashPoolStats {
   size: number;
   busy: number;
   queued: number;
-  /** Moving average of one hash, ms. */
+  /** Median of the latest hashes, ms. */
   averageMs: number;
   completed: number;
 }
@@ -44,7 +44,8 @@ export interface HashPoolStats {
 export class HashPool {
   readonly #slots: Slot[] = [];
   readonly #queues: Record<Priority, Job[]> = { high: [], normal: [] };
-  #averageMs = 0;
+  /** Durations of the latest hashes: their median is what one hash costs now (a cold first hash does not skew it). */
+  readonly #recent: number[] = [];
   #completed = 0;
   #closed = false;
   #nextId = 0;
@@ -82,7 +83,7 @@ export class HashPool {
   expectedWaitMs(priority: Priority = 'normal'): number {
     const ahead = this.#queues.high.length + (priority === 'normal' ? this.#queues.normal.length : 0);
     const busy = this.#slots.every((s) => s.job) ? 1 : 0;
-    return (Math.floor(ahead / this.#slots.length) + busy) * this.#averageMs;
+    return (Math.floor(ahead / this.#slots.length) + busy) * this.#typicalMs();
   }
 
   stats(): HashPoolStats {
@@ -90,9 +91,15 @@ export class HashPool {
       size: this.#slots.length,
       busy: this.#slots.filter((s) => s.job).length,
       queued: this.#queues.high.length + this.#queues.normal.length,
-      averageMs: this.#averageMs,
+      averageMs: this.#typicalMs(),
       completed: this.#completed,
     };
+  }
+
+  #typicalMs(): number {
+    if (this.#recent.length === 0) return 0;
+    const sorted = [...this.#recent].sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)];
   }
 
   async close(): Promise<void> {
@@ -110,8 +117,8 @@ export class HashPool {
       const job = slot.job;
       slot.job = undefined;
       if (job) {
-        const elapsed = performance.now() - slot.startedAt;
-        this.#averageMs = this.#completed === 0 ? elapsed : this.#averageMs * 0.9 + elapsed * 0.1;
+        this.#recent.push(performance.now() - slot.startedAt);
+        if (this.#recent.length > 32) this.#recent.shift();
         this.#completed++;
         if (message.ok) job.resolve(message.result);
         else job.reject(new Error(message.message ?? 'hash failed'));
