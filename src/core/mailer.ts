@@ -121,13 +121,16 @@ export class Mailer {
         } catch (error) {
           const attempts = mail.attempts + 1;
           const reason = error instanceof Error ? error.message.slice(0, 500) : 'send failed';
+          // SMTP replies can quote the recipient: the full text stays in the outbox row for the
+          // operator (`signet mail failed`); the log line gets the reply code only.
+          const smtpCode = (error as { responseCode?: unknown; code?: unknown }).responseCode ?? (error as { code?: unknown }).code ?? 'unknown';
           if (attempts >= MAIL_MAX_ATTEMPTS) {
             await markMailFailed(db, mail.id, attempts, clock.now(), reason);
-            onEvent('mail.failed', { id: mail.id, template: mail.template, attempts, error: reason });
+            onEvent('mail.failed', { id: mail.id, template: mail.template, attempts, smtpCode });
           } else {
             const backoff = Math.min(2 ** (attempts - 1) * 1000, 5 * 60_000);
             await markMailRetry(db, mail.id, attempts, clock.now() + backoff, reason);
-            onEvent('mail.retry', { id: mail.id, template: mail.template, attempts, retryInMs: backoff, error: reason });
+            onEvent('mail.retry', { id: mail.id, template: mail.template, attempts, retryInMs: backoff, smtpCode });
           }
         }
       }
