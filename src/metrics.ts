@@ -65,7 +65,7 @@ export class Metrics {
       '# HELP signet_hash_queued Hashes waiting for a worker.',
       '# TYPE signet_hash_queued gauge',
       `signet_hash_queued ${pool.queued}`,
-      '# HELP signet_hash_average_seconds Moving average of one hash.',
+      '# HELP signet_hash_average_seconds Typical duration of one hash: median of the latest 32.',
       '# TYPE signet_hash_average_seconds gauge',
       `signet_hash_average_seconds ${pool.averageMs / 1000}`,
       '# HELP signet_hash_completed_total Hashes computed.',

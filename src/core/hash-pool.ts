@@ -30,7 +30,7 @@ export interface HashPoolStats {
   size: number;
   busy: number;
   queued: number;
-  /** Median of the latest hashes, ms. */
+  /** Typical duration of one hash, ms: the median of the latest 32 (the name predates the median). */
   averageMs: number;
   completed: number;
 }

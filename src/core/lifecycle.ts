@@ -4,6 +4,7 @@ import type { Db } from '../store/db.js';
 import { changePassword, findAccountToken, issueAccountToken, resetPasswordWithToken, updateProfile, verifyEmailWithToken } from '../store/account-tokens.js';
 import type { AccountTokenKind, UserRow } from '../store/schema.js';
 import { findUserById, findUserByLogin } from '../store/users.js';
+import { BackgroundWork } from './background.js';
 import type { Clock } from './clock.js';
 import { randomToken, sha256, uuidv7 } from './crypto.js';
 import type { Limits } from './limits.js';
@@ -32,7 +33,7 @@ export class AccountLifecycle {
   readonly #clock: Clock;
   readonly #config: LifecycleConfig;
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
-  readonly #background = new Set<Promise<void>>();
+  readonly #background: BackgroundWork;
 
   constructor(db: Db, hasher: PasswordHasher, mailer: Mailer, limits: Limits, guard: SignInGuard, clock: Clock, config: LifecycleConfig, onEvent: (event: string, fields: Record<string, unknown>) => void) {
     this.#db = db;
@@ -43,6 +44,7 @@ export class AccountLifecycle {
     this.#clock = clock;
     this.#config = config;
     this.#onEvent = onEvent;
+    this.#background = new BackgroundWork((error) => onEvent('account.background_error', { error: error instanceof Error ? error.message : String(error) }));
   }
 
   /** Mails a verification link for the user's current address (after sign-up, or on resend). */
@@ -61,7 +63,7 @@ export class AccountLifecycle {
    * runs after the response, so its timing reveals nothing either.
    */
   requestVerification(email: string): void {
-    this.#track(async () => {
+    this.#background.run(async () => {
       if (this.#config.emailVerification === 'off') return;
       const user = await findUserByLogin(this.#db, { email });
       if (!user || user.disabled_at !== null || user.email_verified === 1) return;
@@ -93,7 +95,7 @@ export class AccountLifecycle {
 
   /** POST /auth/password/forgot: same answer and timing whether or not the account exists. */
   requestPasswordReset(email: string): void {
-    this.#track(async () => {
+    this.#background.run(async () => {
       const user = await findUserByLogin(this.#db, { email });
       if (!user || user.disabled_at !== null) return;
       if (!(await this.#limits.take('mail.address', `reset:${user.id}`)).allowed) return this.#onEvent('mail.suppressed', { template: 'password-reset', userId: user.id });
@@ -147,7 +149,7 @@ export class AccountLifecycle {
   }
 
   async settle(): Promise<void> {
-    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+    await this.#background.settle();
   }
 
   async #notifyPasswordChanged(user: UserRow): Promise<void> {
@@ -173,11 +175,6 @@ export class AccountLifecycle {
     return token;
   }
 
-  #track(work: () => Promise<void>): void {
-    const tracked = work().catch((error: unknown) => this.#onEvent('account.background_error', { error: error instanceof Error ? error.message : String(error) }));
-    this.#background.add(tracked);
-    void tracked.finally(() => this.#background.delete(tracked));
-  }
 }
 
 function invalidToken(reason: string): SignetError {

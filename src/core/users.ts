@@ -2,6 +2,7 @@ import { SignetError, isSignetError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import type { UserRow } from '../store/schema.js';
 import { emailKey, findUserByLogin, insertUser, newUserRow, replacePasswordHash, usernameKey } from '../store/users.js';
+import { BackgroundWork } from './background.js';
 import type { DeviceCookies } from './devices.js';
 import type { MfaService } from './mfa.js';
 import type { Attempt, SignInGuard } from './signin-guard.js';
@@ -77,7 +78,7 @@ export class AccountService {
   readonly #config: Pick<SignetConfig, 'emailVerification'>;
   readonly #clock: Clock;
   readonly #onEvent: AccountEventSink;
-  readonly #background = new Set<Promise<void>>();
+  readonly #background: BackgroundWork;
 
   constructor(parts: AccountParts) {
     const { db, hasher, sessions, lifecycle, guard, devices, mfa, clock, config, onEvent } = parts;
@@ -91,6 +92,7 @@ export class AccountService {
     this.#config = config;
     this.#clock = clock;
     this.#onEvent = onEvent;
+    this.#background = new BackgroundWork((error) => onEvent('auth.password_rehash_failed', { error: error instanceof Error ? error.message : String(error) }));
   }
 
   /**
@@ -174,7 +176,7 @@ export class AccountService {
     if (!ok) throw await this.#failure(attempt, 'wrong_password', user.id);
     if (user.disabled_at !== null) throw await this.#failure(attempt, 'disabled', user.id);
     await this.#guard.succeeded(attempt);
-    if (needsRehash) this.#track(this.#upgradeHash(user, login.password));
+    if (needsRehash) this.#background.run(() => this.#upgradeHash(user, login.password));
     // Only after the right password, so the answer reveals nothing to a guesser.
     if (this.#config.emailVerification === 'required' && user.email_verified !== 1) {
       this.#onEvent('auth.signin_unverified', { userId: user.id });
@@ -186,7 +188,7 @@ export class AccountService {
 
   /** Resolves when background work (hash upgrades) has finished. */
   async settle(): Promise<void> {
-    while (this.#background.size > 0) await Promise.allSettled([...this.#background]);
+    await this.#background.settle();
   }
 
   async #failure(attempt: Attempt, reason: string, userId?: string): Promise<SignetError> {
@@ -202,9 +204,4 @@ export class AccountService {
     if (replaced) this.#onEvent('auth.password_rehashed', { userId: user.id });
   }
 
-  #track(work: Promise<void>): void {
-    const tracked = work.catch((error: unknown) => this.#onEvent('auth.password_rehash_failed', { error: error instanceof Error ? error.message : String(error) }));
-    this.#background.add(tracked);
-    void tracked.finally(() => this.#background.delete(tracked));
-  }
 }
