@@ -20,15 +20,12 @@ export function load({ url, connections, durationSeconds, requests, timeoutSecon
   return new Promise((resolve, reject) => {
     const latencies = [];
     const byStatus = new Map();
-    const instance = autocannon(
-      { url, connections, duration: durationSeconds, requests, timeout: timeoutSeconds, pipelining: 1 },
-      (error, result) => {
-        running.delete(instance);
-        if (error) return reject(error);
-        const summary = summarize(result, latencies, byStatus);
-        resolve(keepLatencies ? { ...summary, latencies } : summary);
-      },
-    );
+    const instance = autocannon({ url, connections, duration: durationSeconds, requests, timeout: timeoutSeconds, pipelining: 1 }, (error, result) => {
+      running.delete(instance);
+      if (error) return reject(error);
+      const summary = summarize(result, latencies, byStatus);
+      resolve(keepLatencies ? { ...summary, latencies } : summary);
+    });
     running.add(instance);
     const halt = () => instance.stop();
     stop?.then(halt, halt);

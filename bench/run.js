@@ -204,8 +204,20 @@ function mergeCpu(reports) {
   const pct = (x) => (100 * x) / seconds.wall;
   const who = new Map();
   for (const r of reports) for (const o of r.othersWho) who.set(o.name, (who.get(o.name) ?? 0) + (o.pct * r.seconds.wall) / 100);
-  const othersWho = [...who].map(([name, s]) => ({ name, pct: pct(s) })).sort((a, b) => b.pct - a.pct).slice(0, 4);
-  return { main: pct(seconds.main), hash: pct(seconds.hash), rest: pct(seconds.rest), bench: pct(seconds.bench), others: pct(seconds.others), mainWait: pct(seconds.mainWait), othersWho, seconds };
+  const othersWho = [...who]
+    .map(([name, s]) => ({ name, pct: pct(s) }))
+    .sort((a, b) => b.pct - a.pct)
+    .slice(0, 4);
+  return {
+    main: pct(seconds.main),
+    hash: pct(seconds.hash),
+    rest: pct(seconds.rest),
+    bench: pct(seconds.bench),
+    others: pct(seconds.others),
+    mainWait: pct(seconds.mainWait),
+    othersWho,
+    seconds,
+  };
 }
 
 /** Runs `run()` between two CPU marks of `target` (default: the Signet server). */
@@ -383,7 +395,8 @@ async function measureVerifierServer(S, tokens) {
     for (const path of ['/protected', '/protected-nocache']) {
       const good = await globalThis.fetch(`${target.url}${path}`, { headers: { authorization: `Bearer ${tokens[0]}` } });
       const body = await good.json().catch(() => ({}));
-      if (good.status !== 200 || body.sub !== claims.sub) throw new Error(`verifier server ${path} with a valid token answered ${good.status} ${JSON.stringify(body)}`);
+      if (good.status !== 200 || body.sub !== claims.sub)
+        throw new Error(`verifier server ${path} with a valid token answered ${good.status} ${JSON.stringify(body)}`);
       const none = await globalThis.fetch(`${target.url}${path}`);
       await none.arrayBuffer();
       if (none.status !== 401) throw new Error(`verifier server ${path} without a token answered ${none.status}, expected 401`);
@@ -399,7 +412,9 @@ async function measureVerifierServer(S, tokens) {
         slices[path].push(await withCpu([], () => run(path, S.verifierSeconds / S.verifierSlices), target));
       }
     }
-    const results = Object.fromEntries(paths.map((p) => [p, { result: mergeRuns(slices[p].map((x) => x.result)), cpu: mergeCpu(slices[p].map((x) => x.cpu)) }]));
+    const results = Object.fromEntries(
+      paths.map((p) => [p, { result: mergeRuns(slices[p].map((x) => x.result)), cpu: mergeCpu(slices[p].map((x) => x.cpu)) }]),
+    );
     return { results, issuer: claims.iss, audience, jwksUri, startupMs: target.startupMs, pid: target.pid };
   } finally {
     await verifierServer.stop();
@@ -515,11 +530,23 @@ function summarizeSamples(samples) {
 function legitStats(results, filter = () => true) {
   const list = results.filter(filter);
   const latencies = list.map((r) => r.ms).sort((a, b) => a - b);
-  const okLatencies = list.filter((r) => r.ok).map((r) => r.ms).sort((a, b) => a - b);
+  const okLatencies = list
+    .filter((r) => r.ok)
+    .map((r) => r.ms)
+    .sort((a, b) => a - b);
   const statuses = {};
   for (const r of list) statuses[r.status] = (statuses[r.status] ?? 0) + 1;
   const ok = list.filter((r) => r.ok).length;
-  return { attempts: list.length, ok, successRate: list.length ? ok / list.length : NaN, p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN, okP99: percentile(okLatencies, 99), statuses };
+  return {
+    attempts: list.length,
+    ok,
+    successRate: list.length ? ok / list.length : NaN,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: latencies.at(-1) ?? NaN,
+    okP99: percentile(okLatencies, 99),
+    statuses,
+  };
 }
 
 /** The legitimate users, in a worker thread (signin-clients.js). */
@@ -545,7 +572,9 @@ async function runAttack(S, configEnvNames, hashConcurrency, nodeArgs) {
   log('starting the attack server (default rate limits, TRUST_PROXY=127.0.0.1)');
   server = await startServer({ root: ROOT, configEnvNames, nodeArgs, env: { TRUST_PROXY: '127.0.0.1' } });
   const attackServer = server;
-  log(`attack server pid ${server.pid} on ${server.url}, ready in ${f(server.startupMs, 0)} ms; ${A.accounts} accounts sign up and sign in once, each from its own address`);
+  log(
+    `attack server pid ${server.pid} on ${server.url}, ready in ${f(server.startupMs, 0)} ms; ${A.accounts} accounts sign up and sign in once, each from its own address`,
+  );
 
   // Setup: sign-up, then one sign-in per account (which issues the device cookie). Hash-bound, so it also tells the Argon2 threads apart.
   const users = Array.from({ length: A.accounts }, (_, i) => ({ ...legitAccount(i), address: legitAddress(i) }));
@@ -557,8 +586,12 @@ async function runAttack(S, configEnvNames, hashConcurrency, nodeArgs) {
     });
     return pool(A.accounts, 2, async (i) => {
       const res = await postJson('/auth/signin', { email: users[i].email, password: users[i].password }, { 'x-forwarded-for': users[i].address });
-      if (res.status !== 200 || typeof res.json?.token !== 'string') throw new Error(`attack setup: sign-in ${i} answered ${res.status}: ${res.text.slice(0, 300)}`);
-      const cookie = res.headers.getSetCookie().map((line) => /^([^=;]*signet-device)=([^;]+)/.exec(line)).find(Boolean);
+      if (res.status !== 200 || typeof res.json?.token !== 'string')
+        throw new Error(`attack setup: sign-in ${i} answered ${res.status}: ${res.text.slice(0, 300)}`);
+      const cookie = res.headers
+        .getSetCookie()
+        .map((line) => /^([^=;]*signet-device)=([^;]+)/.exec(line))
+        .find(Boolean);
       if (!cookie) throw new Error(`attack setup: sign-in ${i} set no device cookie (Set-Cookie: ${res.headers.getSetCookie().join(' | ')})`);
       return { token: res.json.token, cookieName: cookie[1], cookie: cookie[2] };
     });
@@ -569,12 +602,22 @@ async function runAttack(S, configEnvNames, hashConcurrency, nodeArgs) {
   const hashNice = [...new Set(hashTids.map((tid) => readThreadNice(server.pid, tid)))];
 
   const targets = new Set(A.targetedAccounts);
-  const client = (i, group, cookie, intervalMs) => ({ group, email: users[i].email, password: users[i].password, address: users[i].address, cookie, intervalMs });
+  const client = (i, group, cookie, intervalMs) => ({
+    group,
+    email: users[i].email,
+    password: users[i].password,
+    address: users[i].address,
+    cookie,
+    intervalMs,
+  });
   const clients = [
     ...Array.from({ length: A.knownClients }, (_, i) => client(i, targets.has(i) ? 'known-targeted' : 'known', sessions[i].cookie, A.intervalMs)),
     ...Array.from({ length: A.newDeviceClients }, (_, j) => client(A.newDeviceFirst + j, 'new', null, A.newDeviceIntervalMs)),
   ];
-  const meRequests = rotatingBearer('/auth/me', sessions.map((s) => s.token));
+  const meRequests = rotatingBearer(
+    '/auth/me',
+    sessions.map((s) => s.token),
+  );
   const signins = await startSigninClients(server.url, cookieName);
   try {
     // Without the flood: the same legitimate sign-ins and /auth/me load.
@@ -583,13 +626,18 @@ async function runAttack(S, configEnvNames, hashConcurrency, nodeArgs) {
     );
     const idleSampler = sampleMetrics(A.metricsIntervalMs);
     const idle = await withCpu(hashTids, () =>
-      Promise.all([signins.run(clients, A.idleSeconds * 1000, A), load({ url: server.url, connections: A.meConnections, durationSeconds: A.idleSeconds, requests: meRequests })]),
+      Promise.all([
+        signins.run(clients, A.idleSeconds * 1000, A),
+        load({ url: server.url, connections: A.meConnections, durationSeconds: A.idleSeconds, requests: meRequests }),
+      ]),
     );
     const idleSamples = summarizeSamples(await idleSampler.stop());
 
     // The flood, then the same legitimate traffic during it.
     const before = await readMetrics();
-    log(`flood: wrong-password sign-ins at ${A.connections} connections from ${A.attackerAddresses} rotating addresses; after ${A.leadSeconds} s the same legitimate traffic for ${A.measureSeconds} s`);
+    log(
+      `flood: wrong-password sign-ins at ${A.connections} connections from ${A.attackerAddresses} rotating addresses; after ${A.leadSeconds} s the same legitimate traffic for ${A.measureSeconds} s`,
+    );
     let endFlood;
     const floodStop = new Promise((resolve) => (endFlood = resolve));
     const floodRun = withCpu(hashTids, () =>
@@ -597,7 +645,12 @@ async function runAttack(S, configEnvNames, hashConcurrency, nodeArgs) {
         url: server.url,
         connections: A.connections,
         durationSeconds: A.leadSeconds + A.measureSeconds + A.clientTimeoutMs / 1000 + A.tailSeconds + 2,
-        requests: floodRequests({ targets: A.targetedAccounts.map((i) => users[i].email), targetShare: A.targetShare, unknownAccounts: A.unknownAccounts, addresses: A.attackerAddresses }),
+        requests: floodRequests({
+          targets: A.targetedAccounts.map((i) => users[i].email),
+          targetShare: A.targetShare,
+          unknownAccounts: A.unknownAccounts,
+          addresses: A.attackerAddresses,
+        }),
         stop: floodStop,
       }),
     );
@@ -607,7 +660,10 @@ async function runAttack(S, configEnvNames, hashConcurrency, nodeArgs) {
       await sleep(A.leadSeconds * 1000);
       const sampler = sampleMetrics(A.metricsIntervalMs);
       during = await withCpu(hashTids, () =>
-        Promise.all([signins.run(clients, A.measureSeconds * 1000, A), load({ url: server.url, connections: A.meConnections, durationSeconds: A.measureSeconds, requests: meRequests })]),
+        Promise.all([
+          signins.run(clients, A.measureSeconds * 1000, A),
+          load({ url: server.url, connections: A.meConnections, durationSeconds: A.measureSeconds, requests: meRequests }),
+        ]),
       );
       duringSamples = summarizeSamples(await sampler.stop());
       await sleep(A.tailSeconds * 1000);
@@ -619,7 +675,8 @@ async function runAttack(S, configEnvNames, hashConcurrency, nodeArgs) {
     const after = await readMetrics();
     // Everything the flood caused, including the hashes it left queued (counted after the drain).
     const events = {};
-    for (const name of new Set([...Object.keys(before.events), ...Object.keys(after.events)])) events[name] = (after.events[name] ?? 0) - (before.events[name] ?? 0);
+    for (const name of new Set([...Object.keys(before.events), ...Object.keys(after.events)]))
+      events[name] = (after.events[name] ?? 0) - (before.events[name] ?? 0);
 
     const [idleSignins, idleMe] = idle.result;
     const [duringSignins, duringMe] = during.result;
@@ -725,7 +782,9 @@ async function main() {
   const { result: health, cpu: healthCpu } = await withCpu(hashTids, () => run(S.meConnections, S.meSeconds, healthRequests));
 
   // 4. signet/verify on node:http, then in this process.
-  log(`verifier server (bench/verifier-server.js): GET /bare, /protected, /protected-nocache, ${S.verifierConnections} connections, ${S.verifierSeconds} s each in ${S.verifierSlices} interleaved slices (after ${S.warmupSeconds} s warm-ups)`);
+  log(
+    `verifier server (bench/verifier-server.js): GET /bare, /protected, /protected-nocache, ${S.verifierConnections} connections, ${S.verifierSeconds} s each in ${S.verifierSlices} interleaved slices (after ${S.warmupSeconds} s warm-ups)`,
+  );
   const verifier = await measureVerifierServer(S, tokens);
   log(`in-process verifications of one token, ${S.microSeconds} s per case`);
   const micro = await measureVerifyMicro(S, tokens[0], verifier);
@@ -757,7 +816,14 @@ async function main() {
 
   // ------------------------------------------------------------ report
   const pctCell = (n) => (Number.isFinite(n) ? `${f(n, 0)}%` : '');
-  const cpuCols = (c) => ({ cMain: pctCell(c.main), cHash: pctCell(c.hash), cRest: pctCell(c.rest), cBench: pctCell(c.bench), cOthers: pctCell(c.others), cWait: pctCell(c.mainWait) });
+  const cpuCols = (c) => ({
+    cMain: pctCell(c.main),
+    cHash: pctCell(c.hash),
+    cRest: pctCell(c.rest),
+    cBench: pctCell(c.bench),
+    cOthers: pctCell(c.others),
+    cWait: pctCell(c.mainWait),
+  });
   /** Server CPU (all threads) per answered request, ms. */
   const serverMsPer = (cpu, r) => (1000 * cpu.seconds.server) / r.responses;
   const httpRow = (name, r, expected, cpu) => ({
@@ -769,7 +835,9 @@ async function main() {
     p99: ms(r.p99),
     non2xx: r.non2xx,
     cpuPer: ms(serverMsPer(cpu, r)),
-    other: [statusSummary(r.statusCounts, expected), r.errors ? `${r.errors} errors` : '', r.timeouts ? `${r.timeouts} timeouts` : ''].filter(Boolean).join(' '),
+    other: [statusSummary(r.statusCounts, expected), r.errors ? `${r.errors} errors` : '', r.timeouts ? `${r.timeouts} timeouts` : '']
+      .filter(Boolean)
+      .join(' '),
     ...cpuCols(cpu),
   });
   const rawCpuMsPer = (1000 * raw.cpu.seconds.bench) / raw.count;
@@ -794,21 +862,21 @@ async function main() {
     { ...httpRow('POST /auth/signin wrong pw (flood)', flood, [401], floodCpu), cpuPer: '' },
   ];
   const COLUMNS = [
-      { key: 'name', title: 'phase', left: true },
-      { key: 'conns', title: 'conns' },
-      { key: 'secs', title: 's' },
-      { key: 'rate', title: 'ok/s' },
-      { key: 'p50', title: 'p50' },
-      { key: 'p99', title: 'p99' },
-      { key: 'non2xx', title: 'non2xx' },
-      { key: 'cMain', title: 'srv main' },
-      { key: 'cHash', title: 'srv argon2' },
-      { key: 'cRest', title: 'srv other' },
-      { key: 'cBench', title: 'bench' },
-      { key: 'cOthers', title: 'others' },
-      { key: 'cWait', title: 'main wait' },
-      { key: 'cpuPer', title: 'srv CPU/req' },
-      { key: 'other', title: 'unexpected / notes', left: true },
+    { key: 'name', title: 'phase', left: true },
+    { key: 'conns', title: 'conns' },
+    { key: 'secs', title: 's' },
+    { key: 'rate', title: 'ok/s' },
+    { key: 'p50', title: 'p50' },
+    { key: 'p99', title: 'p99' },
+    { key: 'non2xx', title: 'non2xx' },
+    { key: 'cMain', title: 'srv main' },
+    { key: 'cHash', title: 'srv argon2' },
+    { key: 'cRest', title: 'srv other' },
+    { key: 'cBench', title: 'bench' },
+    { key: 'cOthers', title: 'others' },
+    { key: 'cWait', title: 'main wait' },
+    { key: 'cpuPer', title: 'srv CPU/req' },
+    { key: 'other', title: 'unexpected / notes', left: true },
   ];
   console.log('');
   console.log('Signet server with RATE_LIMITS=off (all load from one address; numbers comparable with runs before the rate limits)');
@@ -820,11 +888,17 @@ async function main() {
   console.log('  CPU use on the machine (other processes, kernel softirq such as loopback networking); main wait = time the server');
   console.log('  main thread was runnable but had no free core (run-queue wait, /proc schedstat). srv CPU/req = server CPU ms per response.');
   const perSignin = (seconds) => ms((1000 * seconds) / signin.responses);
-  console.log(`  Server CPU per sign-in: ${perSignin(signinCpu.seconds.hash)} Argon2 + ${perSignin(signinCpu.seconds.main)} main thread + ${perSignin(signinCpu.seconds.rest)} other threads.`);
+  console.log(
+    `  Server CPU per sign-in: ${perSignin(signinCpu.seconds.hash)} Argon2 + ${perSignin(signinCpu.seconds.main)} main thread + ${perSignin(signinCpu.seconds.rest)} other threads.`,
+  );
   console.log(`  The flood row's CPU covers the whole flood (${f(floodSeconds)} s), including the /auth/me load during it.`);
   console.log(`  Sign-up of ${S.accounts} accounts took ${f(signupSeconds, 2)} s; server ready ${f(first.startupMs, 0)} ms after spawn.`);
-  const floodStatuses = Object.entries(flood.statusCounts).map(([c, n]) => `${n}×${c}`).join(' ');
-  console.log(`  Flood: ${flood.responses} answers (${floodStatuses || 'none'}), ${flood.statusCounts['429'] ? `${flood.statusCounts['429']} of them 429 (rate limiting)` : 'no 429'}; ${flood.errors} errors, ${flood.timeouts} timeouts; flood latency p50 ${ms(flood.p50)} p99 ${ms(flood.p99)}.`);
+  const floodStatuses = Object.entries(flood.statusCounts)
+    .map(([c, n]) => `${n}×${c}`)
+    .join(' ');
+  console.log(
+    `  Flood: ${flood.responses} answers (${floodStatuses || 'none'}), ${flood.statusCounts['429'] ? `${flood.statusCounts['429']} of them 429 (rate limiting)` : 'no 429'}; ${flood.errors} errors, ${flood.timeouts} timeouts; flood latency p50 ${ms(flood.p50)} p99 ${ms(flood.p99)}.`,
+  );
   console.log(
     `  After the flood's clients disconnected, the Argon2 threads stayed busy ${drain.capped ? 'more than ' : ''}${f(drain.seconds, 2)} s (${f(drain.hashSeconds, 2)} CPU s) on hashes queued for them.`,
   );
@@ -841,11 +915,21 @@ async function main() {
     const noisy = windows.filter(([, c]) => c.others > 20);
     if (!noisy.length) return;
     const width = Math.max(...noisy.map(([n]) => n.length));
-    console.log(`  NOTE: CPU taken by other processes (of ${threads * 100}%; the busiest that outlived the window, and kernel interrupt time)${consequence ? `: ${consequence}` : ''}`);
-    for (const [n, c] of noisy) console.log(`        ${n.padEnd(width)}  ${f(c.others, 0).padStart(3)}%  ${c.othersWho.map((o) => `${o.name} ${f(o.pct, 0)}%`).join(', ')}`);
+    console.log(
+      `  NOTE: CPU taken by other processes (of ${threads * 100}%; the busiest that outlived the window, and kernel interrupt time)${consequence ? `: ${consequence}` : ''}`,
+    );
+    for (const [n, c] of noisy)
+      console.log(`        ${n.padEnd(width)}  ${f(c.others, 0).padStart(3)}%  ${c.othersWho.map((o) => `${o.name} ${f(o.pct, 0)}%`).join(', ')}`);
   };
   printNoise(
-    [['raw', raw.cpu], ['signin', signinCpu], ['me', meCpu], ['healthz', healthCpu], ['me idle', meIdleCpu], ['flood', floodCpu]],
+    [
+      ['raw', raw.cpu],
+      ['signin', signinCpu],
+      ['me', meCpu],
+      ['healthz', healthCpu],
+      ['me idle', meIdleCpu],
+      ['flood', floodCpu],
+    ],
     'rates and throughput ratios are skewed; the per-CPU ratios below are less sensitive to that.',
   );
 
@@ -878,11 +962,18 @@ async function main() {
   console.log(table(verifierRows, COLUMNS));
   console.log('');
   console.log(`  HTTP rows: srv columns = the verifier server (no Argon2 there); ${S.verifierSlices} slices per route, the routes taking turns; every route`);
-  console.log(`  gets the same rotating Bearer tokens of ${tokens.length} users (/bare ignores the header), so only verification differs. In-process rows: conns = calls in flight, each`);
-  console.log('  awaited before the next; p50 column = mean time per call of one loop; CPU/req = this process\'s CPU per verification');
-  console.log('  (jose verifies through WebCrypto on libuv\'s threadpool, which is counted there too).');
+  console.log(
+    `  gets the same rotating Bearer tokens of ${tokens.length} users (/bare ignores the header), so only verification differs. In-process rows: conns = calls in flight, each`,
+  );
+  console.log("  awaited before the next; p50 column = mean time per call of one loop; CPU/req = this process's CPU per verification");
+  console.log("  (jose verifies through WebCrypto on libuv's threadpool, which is counted there too).");
   console.log(`  Verifier server ready (JWKS loaded) ${f(verifier.startupMs, 0)} ms after spawn; issuer ${verifier.issuer}.`);
-  printNoise([['/bare', V['/bare'].cpu], ['/protected', V['/protected'].cpu], ['/protected-nocache', V['/protected-nocache'].cpu], ...micro.map((m) => [m.name, m.cpu])]);
+  printNoise([
+    ['/bare', V['/bare'].cpu],
+    ['/protected', V['/protected'].cpu],
+    ['/protected-nocache', V['/protected-nocache'].cpu],
+    ...micro.map((m) => [m.name, m.cpu]),
+  ]);
 
   // The attack
   const A = S.attack;
@@ -895,7 +986,10 @@ async function main() {
     knownOther: legitStats(attack.during.signins.results, (r) => r.group === 'known'),
     new: legitStats(attack.during.signins.results, (r) => r.group === 'new'),
   };
-  const statusText = (st) => Object.entries(st.statuses).map(([c, n]) => `${n}×${c}`).join(' ');
+  const statusText = (st) =>
+    Object.entries(st.statuses)
+      .map(([c, n]) => `${n}×${c}`)
+      .join(' ');
   const pct100 = (x) => (Number.isFinite(x) ? `${f(100 * x)}%` : '-');
   const legitRow = (name, st, elapsedMs, users) => ({
     name,
@@ -933,7 +1027,9 @@ async function main() {
     .join(', ');
   console.log('  Sign-in rows: ok/s = successful sign-ins/s; non2xx = attempts without a session; p50/p99 over all attempts. Flood row:');
   console.log('  ok/s = all answers/s. CPU of each window is on its /auth/me row (the legitimate sign-ins ran in the same window);');
-  console.log(`  the flood row's covers the whole flood (${f(fl.durationSeconds)} s: ${A.leadSeconds} s lead, then the measured window, then ${A.tailSeconds} s).`);
+  console.log(
+    `  the flood row's covers the whole flood (${f(fl.durationSeconds)} s: ${A.leadSeconds} s lead, then the measured window, then ${A.tailSeconds} s).`,
+  );
   console.log(
     `  Flood: ${fl.responses} answers, ${f(fl.rate, 0)}/s (${f(fl.rate / raw.rate, 0)}× the raw hashing capacity of ${f(raw.rate)}/s) from ${fl.connections} connections and ${A.attackerAddresses} rotating addresses; ` +
       `${f(100 * A.targetShare, 0)}% aimed at the ${A.targetedAccounts.length} real accounts ${A.targetedAccounts.join(',')}, the rest at ${A.unknownAccounts} unknown ones.`,
@@ -988,26 +1084,56 @@ async function main() {
     `  After the flood stopped, the Argon2 threads stayed busy ${attack.drain.capped ? 'more than ' : ''}${f(attack.drain.seconds, 2)} s (${f(attack.drain.hashSeconds, 2)} CPU s). ` +
       `Attack server ready ${f(attack.startupMs, 0)} ms after spawn; device cookie ${attack.cookieName}; it logged ${attack.serverLogs.count} lines (security events at warn).`,
   );
-  printNoise([['no flood', attack.idle.cpu], ['flood window', attack.during.cpu], ['whole flood', attack.floodCpu]]);
+  printNoise([
+    ['no flood', attack.idle.cpu],
+    ['flood window', attack.during.cpu],
+    ['whole flood', attack.floodCpu],
+  ]);
 
   console.log('');
   console.log('Ratios');
   const signinPerCpu = rawCpuMsPer / serverMsPer(signinCpu, signin);
-  console.log(`  signin / raw-hash            ${f(signin.okRate / raw.rate, 3)}   (${f(signin.okRate)} sign-ins/s ÷ ${f(raw.rate)} verifications/s; target ≈ 1)`);
-  console.log(`    per CPU                    ${f(signinPerCpu, 3)}   (${ms(rawCpuMsPer)} CPU per raw verification ÷ ${ms(serverMsPer(signinCpu, signin))} server CPU per sign-in)`);
-  console.log(`  me / healthz                 ${f(me.okRate / health.okRate, 3)}   (${f(me.okRate, 0)} ÷ ${f(health.okRate, 0)} req/s; p99 ${ms(me.p99)} vs ${ms(health.p99)})`);
-  console.log(`    per CPU                    ${f(serverMsPer(healthCpu, health) / serverMsPer(meCpu, me), 3)}   (${ms(serverMsPer(healthCpu, health))} ÷ ${ms(serverMsPer(meCpu, me))} server CPU per request)`);
-  console.log(`  me-p99 flood / me-p99 idle   ${f(meFlood.p99 / meIdle.p99, 2)}   (${ms(meFlood.p99)} vs ${ms(meIdle.p99)}; p50 ${ms(meFlood.p50)} vs ${ms(meIdle.p50)}; ${f(meFlood.okRate, 0)} vs ${f(meIdle.okRate, 0)} req/s)`);
+  console.log(
+    `  signin / raw-hash            ${f(signin.okRate / raw.rate, 3)}   (${f(signin.okRate)} sign-ins/s ÷ ${f(raw.rate)} verifications/s; target ≈ 1)`,
+  );
+  console.log(
+    `    per CPU                    ${f(signinPerCpu, 3)}   (${ms(rawCpuMsPer)} CPU per raw verification ÷ ${ms(serverMsPer(signinCpu, signin))} server CPU per sign-in)`,
+  );
+  console.log(
+    `  me / healthz                 ${f(me.okRate / health.okRate, 3)}   (${f(me.okRate, 0)} ÷ ${f(health.okRate, 0)} req/s; p99 ${ms(me.p99)} vs ${ms(health.p99)})`,
+  );
+  console.log(
+    `    per CPU                    ${f(serverMsPer(healthCpu, health) / serverMsPer(meCpu, me), 3)}   (${ms(serverMsPer(healthCpu, health))} ÷ ${ms(serverMsPer(meCpu, me))} server CPU per request)`,
+  );
+  console.log(
+    `  me-p99 flood / me-p99 idle   ${f(meFlood.p99 / meIdle.p99, 2)}   (${ms(meFlood.p99)} vs ${ms(meIdle.p99)}; p50 ${ms(meFlood.p50)} vs ${ms(meIdle.p50)}; ${f(meFlood.okRate, 0)} vs ${f(meIdle.okRate, 0)} req/s)`,
+  );
   const verifierMsPer = (path) => serverMsPer(V[path].cpu, V[path].result);
-  console.log(`  protected / bare             ${f(prot.okRate / bare.okRate, 3)}   (${f(prot.okRate, 0)} ÷ ${f(bare.okRate, 0)} req/s; p99 ${ms(prot.p99)} vs ${ms(bare.p99)}; verified-token cache on; target ≈ 1)`);
-  console.log(`    per CPU                    ${f(verifierMsPer('/bare') / verifierMsPer('/protected'), 3)}   (${ms(verifierMsPer('/bare'))} ÷ ${ms(verifierMsPer('/protected'))} verifier-server CPU per request)`);
-  console.log(`  protected-nocache / bare     ${f(noCache.okRate / bare.okRate, 3)}   (${f(noCache.okRate, 0)} ÷ ${f(bare.okRate, 0)} req/s; p99 ${ms(noCache.p99)}; cacheSize 0: an RS256 check per request)`);
+  console.log(
+    `  protected / bare             ${f(prot.okRate / bare.okRate, 3)}   (${f(prot.okRate, 0)} ÷ ${f(bare.okRate, 0)} req/s; p99 ${ms(prot.p99)} vs ${ms(bare.p99)}; verified-token cache on; target ≈ 1)`,
+  );
+  console.log(
+    `    per CPU                    ${f(verifierMsPer('/bare') / verifierMsPer('/protected'), 3)}   (${ms(verifierMsPer('/bare'))} ÷ ${ms(verifierMsPer('/protected'))} verifier-server CPU per request)`,
+  );
+  console.log(
+    `  protected-nocache / bare     ${f(noCache.okRate / bare.okRate, 3)}   (${f(noCache.okRate, 0)} ÷ ${f(bare.okRate, 0)} req/s; p99 ${ms(noCache.p99)}; cacheSize 0: an RS256 check per request)`,
+  );
   const microRate = (i) => micro[i]?.rate;
-  console.log(`  verify cache on / off        ${f(microRate(0) / microRate(1), 1)}×  (in process: ${f(microRate(0), 0)} ÷ ${f(microRate(1), 0)} verifications/s)`);
-  console.log(`  node:crypto / jose           ${f(microRate(1) / microRate(2), 1)}×  (uncached signet/verify ÷ jose jwtVerify: ${f(microRate(1), 0)} ÷ ${f(microRate(2), 0)}/s; jose with 32 in flight ${f(microRate(3), 0)}/s)`);
-  console.log(`  legit sign-in success        ${pct100(legit.known.successRate)}   (${legit.known.ok}/${legit.known.attempts} known-device sign-ins during the flood; without it ${pct100(legit.idleKnown.successRate)}; target 100%)`);
-  console.log(`  legit sign-in p99 (flood)    ${ms(legit.known.p99)}   (p50 ${ms(legit.known.p50)}; without the flood p99 ${ms(legit.idleKnown.p99)}, p50 ${ms(legit.idleKnown.p50)})`);
-  console.log(`  me-p99 attack / no flood     ${f(attack.during.me.p99 / attack.idle.me.p99, 2)}   (${ms(attack.during.me.p99)} vs ${ms(attack.idle.me.p99)}; p50 ${ms(attack.during.me.p50)} vs ${ms(attack.idle.me.p50)}; ${f(attack.during.me.okRate, 0)} vs ${f(attack.idle.me.okRate, 0)} req/s)`);
+  console.log(
+    `  verify cache on / off        ${f(microRate(0) / microRate(1), 1)}×  (in process: ${f(microRate(0), 0)} ÷ ${f(microRate(1), 0)} verifications/s)`,
+  );
+  console.log(
+    `  node:crypto / jose           ${f(microRate(1) / microRate(2), 1)}×  (uncached signet/verify ÷ jose jwtVerify: ${f(microRate(1), 0)} ÷ ${f(microRate(2), 0)}/s; jose with 32 in flight ${f(microRate(3), 0)}/s)`,
+  );
+  console.log(
+    `  legit sign-in success        ${pct100(legit.known.successRate)}   (${legit.known.ok}/${legit.known.attempts} known-device sign-ins during the flood; without it ${pct100(legit.idleKnown.successRate)}; target 100%)`,
+  );
+  console.log(
+    `  legit sign-in p99 (flood)    ${ms(legit.known.p99)}   (p50 ${ms(legit.known.p50)}; without the flood p99 ${ms(legit.idleKnown.p99)}, p50 ${ms(legit.idleKnown.p50)})`,
+  );
+  console.log(
+    `  me-p99 attack / no flood     ${f(attack.during.me.p99 / attack.idle.me.p99, 2)}   (${ms(attack.during.me.p99)} vs ${ms(attack.idle.me.p99)}; p50 ${ms(attack.during.me.p50)} vs ${ms(attack.idle.me.p50)}; ${f(attack.during.me.okRate, 0)} vs ${f(attack.idle.me.okRate, 0)} req/s)`,
+  );
 
   const problems = [];
   if (signin.non2xx || signin.errors || signin.timeouts) problems.push('sign-in phase had non-2xx/errors/timeouts');

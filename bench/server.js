@@ -34,7 +34,16 @@ export async function startServer({ root, configEnvNames, nodeArgs = [], env: ex
   const env = { ...process.env };
   for (const name of [...configEnvNames, 'SIGNET_CONFIG']) delete env[name];
   Object.assign(env, { HOST, PORT: String(port), SIGNET_DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, extra);
-  return launch({ args: [...nodeArgs, join(root, 'dist/cli/main.js'), 'serve'], cwd: dataDir, env, port, readyPath: '/healthz', dataDir, readyTimeoutMs, what: 'server' });
+  return launch({
+    args: [...nodeArgs, join(root, 'dist/cli/main.js'), 'serve'],
+    cwd: dataDir,
+    env,
+    port,
+    readyPath: '/healthz',
+    dataDir,
+    readyTimeoutMs,
+    what: 'server',
+  });
 }
 
 /**
@@ -45,7 +54,16 @@ export async function startServer({ root, configEnvNames, nodeArgs = [], env: ex
 export async function startVerifierServer({ root, env: extra, readyTimeoutMs = 15_000 }) {
   const port = await freePort();
   const env = { ...process.env, HOST, PORT: String(port), ...extra };
-  return launch({ args: [join(root, 'bench/verifier-server.js')], cwd: root, env, port, readyPath: '/bare', dataDir: undefined, readyTimeoutMs, what: 'verifier server' });
+  return launch({
+    args: [join(root, 'bench/verifier-server.js')],
+    cwd: root,
+    env,
+    port,
+    readyPath: '/bare',
+    dataDir: undefined,
+    readyTimeoutMs,
+    what: 'verifier server',
+  });
 }
 
 async function launch({ args, cwd, env, port, readyPath, dataDir, readyTimeoutMs, what }) {
@@ -220,8 +238,7 @@ export function cpuBetween(before, after, pid, hashTids) {
     if (tid === String(pid)) {
       split.main += used;
       split.mainWait = waitSeconds - (before.get(tid)?.waitSeconds ?? 0);
-    }
-    else if (hashTids.includes(tid)) split.hash += used;
+    } else if (hashTids.includes(tid)) split.hash += used;
     else split.rest += used;
   }
   return split;
@@ -276,7 +293,10 @@ export function otherCpuBetween(before, after, ownPids, top = 3) {
     if (delta > 0) used.push({ pid, comm, seconds: delta });
   }
   used.sort((a, b) => b.seconds - a.seconds);
-  return { top: used.slice(0, top).map((p) => ({ ...p, name: describeProcess(p.pid, p.comm) })), interruptSeconds: after.interruptSeconds - before.interruptSeconds };
+  return {
+    top: used.slice(0, top).map((p) => ({ ...p, name: describeProcess(p.pid, p.comm) })),
+    interruptSeconds: after.interruptSeconds - before.interruptSeconds,
+  };
 }
 
 /** "node vitest run" rather than "node": the command name and the base names of its first arguments. */

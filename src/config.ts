@@ -147,24 +147,79 @@ export const OPTIONS: readonly Option[] = [
     default: 'RS256',
     description: 'Access-token algorithm when JWT_SECRET is unset: RS256, ES256 or EdDSA',
     parse: (value: string, env: string) => {
-      if (value !== 'RS256' && value !== 'ES256' && value !== 'EdDSA' && value !== 'HS256') throw new ConfigError(`${env} must be RS256, ES256, EdDSA (or HS256 with JWT_SECRET), got "${value}"`);
+      if (value !== 'RS256' && value !== 'ES256' && value !== 'EdDSA' && value !== 'HS256')
+        throw new ConfigError(`${env} must be RS256, ES256, EdDSA (or HS256 with JWT_SECRET), got "${value}"`);
       return value;
     },
   },
   { env: 'JWT_AUDIENCE', key: 'audience', default: () => undefined, description: 'Access-token audience (aud); defaults to PUBLIC_URL', parse: text },
   { env: 'ACCESS_TOKEN_TTL', key: 'accessTokenTtl', default: '900', description: 'Access-token lifetime, seconds', parse: integer(30, DAY) },
-  { env: 'REFRESH_TOKEN_TTL', key: 'refreshIdleTtl', default: String(30 * DAY), description: 'Idle session lifetime: a refresh token expires this many seconds after it is issued', parse: integer(60, 400 * DAY) },
-  { env: 'SESSION_TTL', key: 'sessionAbsoluteTtl', default: String(90 * DAY), description: 'Absolute session lifetime, seconds; rotation never extends it', parse: integer(60, 400 * DAY) },
-  { env: 'REFRESH_REUSE_GRACE', key: 'refreshReuseGrace', default: '10', description: 'Seconds during which a just-rotated refresh token returns the same successor', parse: integer(0, 300) },
-  { env: 'KEY_ROTATION_OVERLAP', key: 'keyRotationOverlap', default: '3600', description: 'Seconds a new signing key is published in the JWKS before it signs', parse: integer(0, 30 * DAY) },
-  { env: 'KEY_ROTATION_INTERVAL', key: 'keyRotationInterval', default: String(90 * DAY), description: 'Seconds between automatic signing-key rotations (0 turns scheduled rotation off)', parse: integer(0, 3650 * DAY) },
-  { env: 'PASSWORD_MIN_LENGTH', key: 'passwordMinLength', default: '8', description: 'Minimum password length in code points (NIST SP 800-63B-4 asks 15 for single-factor)', parse: integer(1, 256) },
+  {
+    env: 'REFRESH_TOKEN_TTL',
+    key: 'refreshIdleTtl',
+    default: String(30 * DAY),
+    description: 'Idle session lifetime: a refresh token expires this many seconds after it is issued',
+    parse: integer(60, 400 * DAY),
+  },
+  {
+    env: 'SESSION_TTL',
+    key: 'sessionAbsoluteTtl',
+    default: String(90 * DAY),
+    description: 'Absolute session lifetime, seconds; rotation never extends it',
+    parse: integer(60, 400 * DAY),
+  },
+  {
+    env: 'REFRESH_REUSE_GRACE',
+    key: 'refreshReuseGrace',
+    default: '10',
+    description: 'Seconds during which a just-rotated refresh token returns the same successor',
+    parse: integer(0, 300),
+  },
+  {
+    env: 'KEY_ROTATION_OVERLAP',
+    key: 'keyRotationOverlap',
+    default: '3600',
+    description: 'Seconds a new signing key is published in the JWKS before it signs',
+    parse: integer(0, 30 * DAY),
+  },
+  {
+    env: 'KEY_ROTATION_INTERVAL',
+    key: 'keyRotationInterval',
+    default: String(90 * DAY),
+    description: 'Seconds between automatic signing-key rotations (0 turns scheduled rotation off)',
+    parse: integer(0, 3650 * DAY),
+  },
+  {
+    env: 'PASSWORD_MIN_LENGTH',
+    key: 'passwordMinLength',
+    default: '8',
+    description: 'Minimum password length in code points (NIST SP 800-63B-4 asks 15 for single-factor)',
+    parse: integer(1, 256),
+  },
   // The caps equal the limits above which stored hashes are refused at sign-in (VERIFY_LIMITS).
-  { env: 'ARGON2_MEMORY_KIB', key: 'argon2.memoryCost', default: '19456', description: 'Argon2id memory cost, KiB (OWASP: 19456; at most 262144)', parse: integer(8, 256 * 1024) },
+  {
+    env: 'ARGON2_MEMORY_KIB',
+    key: 'argon2.memoryCost',
+    default: '19456',
+    description: 'Argon2id memory cost, KiB (OWASP: 19456; at most 262144)',
+    parse: integer(8, 256 * 1024),
+  },
   { env: 'ARGON2_TIME_COST', key: 'argon2.timeCost', default: '2', description: 'Argon2id passes (OWASP: 2; at most 20)', parse: integer(1, 20) },
   { env: 'ARGON2_PARALLELISM', key: 'argon2.parallelism', default: '1', description: 'Argon2id lanes (at most 16)', parse: integer(1, 16) },
-  { env: 'HASH_CONCURRENCY', key: 'hashConcurrency', default: () => String(availableParallelism()), description: 'Password hashes computed at once (worker threads); defaults to the number of cores', parse: integer(1, 256) },
-  { env: 'HASH_QUEUE_BUDGET_MS', key: 'hashQueueBudgetMs', default: '2000', description: 'Longest expected wait for a password hash before sign-ins from unknown devices are shed with 503', parse: integer(0, 60_000) },
+  {
+    env: 'HASH_CONCURRENCY',
+    key: 'hashConcurrency',
+    default: () => String(availableParallelism()),
+    description: 'Password hashes computed at once (worker threads); defaults to the number of cores',
+    parse: integer(1, 256),
+  },
+  {
+    env: 'HASH_QUEUE_BUDGET_MS',
+    key: 'hashQueueBudgetMs',
+    default: '2000',
+    description: 'Longest expected wait for a password hash before sign-ins from unknown devices are shed with 503',
+    parse: integer(0, 60_000),
+  },
   { env: 'BODY_LIMIT', key: 'bodyLimit', default: '16384', description: 'Largest accepted request body, bytes', parse: integer(256, 1024 * 1024) },
   {
     env: 'EMAIL_VERIFICATION',
@@ -176,7 +231,13 @@ export const OPTIONS: readonly Option[] = [
       return v;
     },
   },
-  { env: 'VERIFY_TOKEN_TTL', key: 'verifyTokenTtl', default: String(DAY), description: 'Lifetime of an email-verification link, seconds', parse: integer(300, 30 * DAY) },
+  {
+    env: 'VERIFY_TOKEN_TTL',
+    key: 'verifyTokenTtl',
+    default: String(DAY),
+    description: 'Lifetime of an email-verification link, seconds',
+    parse: integer(300, 30 * DAY),
+  },
   { env: 'RESET_TOKEN_TTL', key: 'resetTokenTtl', default: '1800', description: 'Lifetime of a password-reset link, seconds', parse: integer(60, DAY) },
   {
     env: 'SMTP_URL',
@@ -188,12 +249,24 @@ export const OPTIONS: readonly Option[] = [
       return v;
     },
   },
-  { env: 'MAIL_FROM', key: 'mailFrom', default: (raw) => `Signet <no-reply@${hostOf(raw)}>`, description: 'From address of every mail', parse: (v: string, env: string) => {
-    // eslint-disable-next-line no-control-regex
-    if (/[\r\n\u0000]/.test(v)) throw new ConfigError(`${env} must be one line`);
-    return v;
-  } },
-  { env: 'MAIL_TEMPLATES_DIR', key: 'mailTemplatesDir', default: () => undefined, description: 'Directory of <name>.subject.txt/.txt/.html files overriding the built-in mail templates', parse: (v: string) => resolve(v) },
+  {
+    env: 'MAIL_FROM',
+    key: 'mailFrom',
+    default: (raw) => `Signet <no-reply@${hostOf(raw)}>`,
+    description: 'From address of every mail',
+    parse: (v: string, env: string) => {
+      // eslint-disable-next-line no-control-regex
+      if (/[\r\n\u0000]/.test(v)) throw new ConfigError(`${env} must be one line`);
+      return v;
+    },
+  },
+  {
+    env: 'MAIL_TEMPLATES_DIR',
+    key: 'mailTemplatesDir',
+    default: () => undefined,
+    description: 'Directory of <name>.subject.txt/.txt/.html files overriding the built-in mail templates',
+    parse: (v: string) => resolve(v),
+  },
   { env: 'APP_NAME', key: 'appName', default: 'Signet', description: 'Product name shown in mails and pages', parse: text },
   {
     env: 'REDIS_URL',
@@ -205,16 +278,26 @@ export const OPTIONS: readonly Option[] = [
       return v;
     },
   },
-  { env: 'RATE_LIMITS', key: 'rateLimits', default: 'on', description: 'on, or off for test rigs (logs a warning at start)', parse: (v: string, env: string) => {
-    if (v !== 'on' && v !== 'off') throw new ConfigError(`${env} must be on or off, got "${v}"`);
-    return v === 'on';
-  } },
+  {
+    env: 'RATE_LIMITS',
+    key: 'rateLimits',
+    default: 'on',
+    description: 'on, or off for test rigs (logs a warning at start)',
+    parse: (v: string, env: string) => {
+      if (v !== 'on' && v !== 'off') throw new ConfigError(`${env} must be on or off, got "${v}"`);
+      return v === 'on';
+    },
+  },
   {
     env: 'TRUST_PROXY',
     key: 'trustProxy',
     default: '',
     description: 'Comma-separated proxy addresses whose X-Forwarded-For/-Proto are honoured',
-    parse: (v: string) => v.split(',').map((s) => s.trim()).filter(Boolean),
+    parse: (v: string) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean),
   },
   {
     env: 'CORS_ORIGINS',
@@ -237,12 +320,25 @@ export const OPTIONS: readonly Option[] = [
           return origin;
         }),
   },
-  { env: 'TLS_CERT', key: 'tlsCert', default: () => undefined, description: 'PEM certificate file: serve HTTPS directly (with TLS_KEY)', parse: (v: string) => resolve(v) },
+  {
+    env: 'TLS_CERT',
+    key: 'tlsCert',
+    default: () => undefined,
+    description: 'PEM certificate file: serve HTTPS directly (with TLS_KEY)',
+    parse: (v: string) => resolve(v),
+  },
   { env: 'TLS_KEY', key: 'tlsKey', default: () => undefined, description: 'PEM private key file for TLS_CERT', parse: (v: string) => resolve(v) },
-  { env: 'LOG_LEVEL', key: 'logLevel', default: 'info', description: 'trace, debug, info, warn, error, fatal or silent', parse: (v: string, env: string) => {
-    if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v)) throw new ConfigError(`${env} must be one of trace, debug, info, warn, error, fatal, silent`);
-    return v;
-  } },
+  {
+    env: 'LOG_LEVEL',
+    key: 'logLevel',
+    default: 'info',
+    description: 'trace, debug, info, warn, error, fatal or silent',
+    parse: (v: string, env: string) => {
+      if (!['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'].includes(v))
+        throw new ConfigError(`${env} must be one of trace, debug, info, warn, error, fatal, silent`);
+      return v;
+    },
+  },
   { env: 'SIGNET_DEV', key: 'dev', default: '0', description: 'Development mode (plain-HTTP cookies, relaxed warnings); never in production', parse: boolean },
 ];
 

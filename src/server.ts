@@ -19,7 +19,9 @@ export async function startServer(options: CreateSignetOptions = {}): Promise<Ru
   const { host, port, tlsCert, tlsKey } = signet.services.config;
   // Direct TLS for deployments without a proxy in front; otherwise plain HTTP behind one.
   const server: Server =
-    tlsCert && tlsKey ? createTlsServer({ cert: readFileSync(tlsCert), key: readFileSync(tlsKey), minVersion: 'TLSv1.2' }, signet.handler) : createServer(signet.handler);
+    tlsCert && tlsKey
+      ? createTlsServer({ cert: readFileSync(tlsCert), key: readFileSync(tlsKey), minVersion: 'TLSv1.2' }, signet.handler)
+      : createServer(signet.handler);
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 30_000;

@@ -61,7 +61,24 @@ export function createLogger(config: Pick<SignetConfig, 'logLevel'>): Logger {
     level: config.logLevel,
     base: { service: 'signet' },
     // Defence in depth: these keys never reach a log line even if passed by mistake.
-    redact: { paths: ['password', 'newPassword', 'currentPassword', 'token', 'refreshToken', 'accessToken', 'authorization', '*.password', '*.token', '*.refreshToken', '*.authorization', 'email', '*.email'], censor: '[redacted]' },
+    redact: {
+      paths: [
+        'password',
+        'newPassword',
+        'currentPassword',
+        'token',
+        'refreshToken',
+        'accessToken',
+        'authorization',
+        '*.password',
+        '*.token',
+        '*.refreshToken',
+        '*.authorization',
+        'email',
+        '*.email',
+      ],
+      censor: '[redacted]',
+    },
   });
 }
 
@@ -76,7 +93,8 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     dataDir: config.dataDir,
     ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
     onBackgroundError: (error) => logger.warn({ err: error.message }, 'database connection error'),
-  });  const audit = new AuditLog({
+  });
+  const audit = new AuditLog({
     db,
     clock,
     onError: (error, lost) => logger.error({ err: error instanceof Error ? error.message : String(error), lost }, 'audit log write failed'),
@@ -102,7 +120,9 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     const tokens = new TokenService(keyring, config, clock);
     const worstCase = await tokens.worstCaseSize();
     if (worstCase > TOKEN_SIZE_BUDGET) {
-      throw new ConfigError(`access tokens could reach ${worstCase} bytes, over the ${TOKEN_SIZE_BUDGET}-byte budget for cookies and headers: shorten PUBLIC_URL or JWT_AUDIENCE`);
+      throw new ConfigError(
+        `access tokens could reach ${worstCase} bytes, over the ${TOKEN_SIZE_BUDGET}-byte budget for cookies and headers: shorten PUBLIC_URL or JWT_AUDIENCE`,
+      );
     }
     const sessions = new SessionService(db, tokens, clock, config, onEvent);
     const mailer = new Mailer({

@@ -64,12 +64,15 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
   };
 }
 
-const SIGNET_PATHS = /^\/(auth\/|\.well-known\/(jwks\.json|openid-configuration)$|healthz$|readyz$|metrics$|openapi\.json$|verify-email$|reset-password$|forgot-password$)/;
+const SIGNET_PATHS =
+  /^\/(auth\/|\.well-known\/(jwks\.json|openid-configuration)$|healthz$|readyz$|metrics$|openapi\.json$|verify-email$|reset-password$|forgot-password$)/;
 
 /** Key states change with time (a next key activates, an old one retires); every instance re-reads the table. */
 function scheduleKeyRefresh(services: Services): NodeJS.Timeout {
   const timer = setInterval(() => {
-    services.keyring.refresh().catch((error: unknown) => services.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'signing key refresh failed'));
+    services.keyring
+      .refresh()
+      .catch((error: unknown) => services.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'signing key refresh failed'));
   }, 30_000);
   timer.unref();
   return timer;

@@ -52,7 +52,11 @@ export async function createPostgresSchema(): Promise<{ url: string; drop: () =>
 export interface TestServer extends RunningServer {
   clock: TestClock;
   /** JSON request helper: `call('POST', '/auth/signin', { body })`. */
-  call(method: string, path: string, options?: { body?: unknown; token?: string; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
+  call(
+    method: string,
+    path: string,
+    options?: { body?: unknown; token?: string; headers?: Record<string, string> },
+  ): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
 export function testConfig(overrides: Partial<SignetConfig> = {}): Partial<SignetConfig> {
@@ -71,7 +75,11 @@ export function testConfig(overrides: Partial<SignetConfig> = {}): Partial<Signe
 }
 
 /** A real Signet server on a random loopback port, on the given database. */
-export async function startTestServer(dialect: DialectName, overrides: Partial<SignetConfig> = {}, options: { clock?: TestClock; databaseUrl?: string } = {}): Promise<TestServer> {
+export async function startTestServer(
+  dialect: DialectName,
+  overrides: Partial<SignetConfig> = {},
+  options: { clock?: TestClock; databaseUrl?: string } = {},
+): Promise<TestServer> {
   const clock = options.clock ?? new TestClock();
   const pgSchema = dialect === 'postgres' && !options.databaseUrl ? await createPostgresSchema() : undefined;
   const databaseUrl = options.databaseUrl ?? pgSchema?.url;

@@ -28,7 +28,9 @@ export async function auditCommand(services: { audit: AuditLog }, args: string[]
     const options = listOptions(rest);
     if (typeof options === 'string') return usage(options);
     for (const e of await services.audit.forUser(options.user, { limit: options.limit })) {
-      process.stdout.write(`${e.seq}  ${new Date(e.at).toISOString()}  ${e.event}  ip=${e.ip ?? '-'}  session=${e.sessionId ?? '-'}  ${JSON.stringify(e.details)}\n`);
+      process.stdout.write(
+        `${e.seq}  ${new Date(e.at).toISOString()}  ${e.event}  ip=${e.ip ?? '-'}  session=${e.sessionId ?? '-'}  ${JSON.stringify(e.details)}\n`,
+      );
     }
     return 0;
   }

@@ -36,7 +36,10 @@ async function main(args: string[]): Promise<number> {
       if (config.dev) logger.warn('SIGNET_DEV is on: development mode, never use it in production');
       if (!config.rateLimits) logger.warn('RATE_LIMITS=off: no rate limits or brute-force throttling; only for test rigs');
       if (!config.masterSecret && !config.jwtSecret) logger.warn('SIGNET_SECRET is not set: private signing keys are stored unencrypted');
-      logger.info({ url: running.url, storage: running.signet.services.db.dialect, alg: running.signet.services.keyring.algorithm }, `Signet listening on ${running.url}`);
+      logger.info(
+        { url: running.url, storage: running.signet.services.db.dialect, alg: running.signet.services.keyring.algorithm },
+        `Signet listening on ${running.url}`,
+      );
       const stop = (signal: string) => {
         logger.info({ signal }, 'shutting down');
         running.close().then(
@@ -61,7 +64,8 @@ async function main(args: string[]): Promise<number> {
           process.stdout.write(`New key ${key.kid} (${key.alg}) published; it signs from ${new Date(key.activatesAt).toISOString()}\n`);
         }
         if (command === 'keys') {
-          for (const key of services.keyring.list()) process.stdout.write(`${key.kid}  ${key.alg}  ${key.state.padEnd(8)}  activates ${new Date(key.activatesAt).toISOString()}\n`);
+          for (const key of services.keyring.list())
+            process.stdout.write(`${key.kid}  ${key.alg}  ${key.state.padEnd(8)}  activates ${new Date(key.activatesAt).toISOString()}\n`);
         } else {
           process.stdout.write(`Database is at the latest migration (${services.db.dialect}).\n`);
         }
@@ -80,7 +84,9 @@ async function main(args: string[]): Promise<number> {
         const failed = await listFailedMail(services.db);
         if (failed.length === 0) process.stdout.write('No failed mail.\n');
         for (const m of failed) {
-          process.stdout.write(`${new Date(m.failed_at!).toISOString()}  ${m.template.padEnd(16)}  ${m.recipient}  after ${m.attempts} attempts: ${m.last_error ?? ''}\n`);
+          process.stdout.write(
+            `${new Date(m.failed_at!).toISOString()}  ${m.template.padEnd(16)}  ${m.recipient}  after ${m.attempts} attempts: ${m.last_error ?? ''}\n`,
+          );
         }
       } finally {
         await services.close();

@@ -81,7 +81,10 @@ export class Keyring {
     const rows = await listKeys(this.#options.db);
     const { keep, drop } = partition(rows, now, this.#retireAfterMs());
     if (drop.length > 0) {
-      await deleteKeys(this.#options.db, drop.map((r) => r.kid));
+      await deleteKeys(
+        this.#options.db,
+        drop.map((r) => r.kid),
+      );
       this.#options.onEvent?.('keys.dropped', { kids: drop.map((r) => r.kid) });
     }
     this.#keys = await Promise.all(keep.map(({ row, state }) => this.#load(row, state)));
@@ -101,7 +104,8 @@ export class Keyring {
 
   /** Creates the next key: published now, signing after the overlap (`signet keys rotate`). */
   async rotate(): Promise<SigningKey> {
-    if (this.#options.config.jwtSecret !== undefined) throw new ConfigError('HS256 keys come from JWT_SECRET and cannot be rotated by Signet; change JWT_SECRET instead');
+    if (this.#options.config.jwtSecret !== undefined)
+      throw new ConfigError('HS256 keys come from JWT_SECRET and cannot be rotated by Signet; change JWT_SECRET instead');
     const now = this.#options.clock.now();
     const kid = await this.#generate(now + this.#options.config.keyRotationOverlap * 1000);
     await this.refresh();
@@ -139,7 +143,6 @@ export class Keyring {
   jwks(): { keys: JWK[] } {
     return { keys: this.#keys.filter((k) => k.alg !== 'HS256').map((k) => k.publicJwk) };
   }
-
 
   #retireAfterMs(): number {
     return (this.#options.config.accessTokenTtl + CLOCK_LEEWAY) * 1000;
@@ -207,7 +210,11 @@ export class Keyring {
  * later ones are next; earlier ones retire once the key after them has signed
  * for longer than a token lives.
  */
-export function partition(rows: SigningKeyRow[], now: number, retireAfterMs: number): { keep: { row: SigningKeyRow; state: KeyState }[]; drop: SigningKeyRow[] } {
+export function partition(
+  rows: SigningKeyRow[],
+  now: number,
+  retireAfterMs: number,
+): { keep: { row: SigningKeyRow; state: KeyState }[]; drop: SigningKeyRow[] } {
   const sorted = [...rows].sort((a, b) => a.activates_at - b.activates_at || a.kid.localeCompare(b.kid));
   const activeIndex = sorted.findLastIndex((r) => r.activates_at <= now);
   const keep: { row: SigningKeyRow; state: KeyState }[] = [];

@@ -35,7 +35,16 @@ export class AccountLifecycle {
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
   readonly #background: BackgroundWork;
 
-  constructor(db: Db, hasher: PasswordHasher, mailer: Mailer, limits: Limits, guard: SignInGuard, clock: Clock, config: LifecycleConfig, onEvent: (event: string, fields: Record<string, unknown>) => void) {
+  constructor(
+    db: Db,
+    hasher: PasswordHasher,
+    mailer: Mailer,
+    limits: Limits,
+    guard: SignInGuard,
+    clock: Clock,
+    config: LifecycleConfig,
+    onEvent: (event: string, fields: Record<string, unknown>) => void,
+  ) {
     this.#db = db;
     this.#hasher = hasher;
     this.#mailer = mailer;
@@ -67,7 +76,8 @@ export class AccountLifecycle {
       if (this.#config.emailVerification === 'off') return;
       const user = await findUserByLogin(this.#db, { email });
       if (!user || user.disabled_at !== null || user.email_verified === 1) return;
-      if (!(await this.#limits.take('mail.address', `verify:${user.id}`)).allowed) return this.#onEvent('mail.suppressed', { template: 'verify-email', userId: user.id });
+      if (!(await this.#limits.take('mail.address', `verify:${user.id}`)).allowed)
+        return this.#onEvent('mail.suppressed', { template: 'verify-email', userId: user.id });
       await this.sendVerification(user);
     });
   }
@@ -98,7 +108,8 @@ export class AccountLifecycle {
     this.#background.run(async () => {
       const user = await findUserByLogin(this.#db, { email });
       if (!user || user.disabled_at !== null) return;
-      if (!(await this.#limits.take('mail.address', `reset:${user.id}`)).allowed) return this.#onEvent('mail.suppressed', { template: 'password-reset', userId: user.id });
+      if (!(await this.#limits.take('mail.address', `reset:${user.id}`)).allowed)
+        return this.#onEvent('mail.suppressed', { template: 'password-reset', userId: user.id });
       const token = await this.#issue(user, 'password_reset', this.#config.resetTokenTtl);
       await this.#mailer.enqueue('password-reset', user.email, {
         email: user.email,
@@ -163,7 +174,16 @@ export class AccountLifecycle {
   async #issue(user: UserRow, kind: AccountTokenKind, ttlSeconds: number): Promise<string> {
     const raw = randomToken();
     const now = this.#clock.now();
-    await issueAccountToken(this.#db, { id: uuidv7(now), user_id: user.id, kind, token_hash: sha256(raw), email: user.email, created_at: now, expires_at: now + ttlSeconds * 1000, used_at: null });
+    await issueAccountToken(this.#db, {
+      id: uuidv7(now),
+      user_id: user.id,
+      kind,
+      token_hash: sha256(raw),
+      email: user.email,
+      created_at: now,
+      expires_at: now + ttlSeconds * 1000,
+      used_at: null,
+    });
     return raw;
   }
 
@@ -174,7 +194,6 @@ export class AccountLifecycle {
     if (!token || token.expires_at <= this.#clock.now()) throw invalidToken('unknown or expired');
     return token;
   }
-
 }
 
 function invalidToken(reason: string): SignetError {

@@ -73,7 +73,13 @@ export class Limits {
     for (const [name, rule] of Object.entries(LIMIT_RULES) as [LimitName, (typeof LIMIT_RULES)[LimitName]][]) {
       const memory = new RateLimiterMemory({ ...rule, keyPrefix: `${options.prefix}:${name}` });
       const limiter = options.redis
-        ? new RateLimiterRedis({ ...rule, keyPrefix: `${options.prefix}:${name}`, storeClient: options.redis, rejectIfRedisNotReady: true, insuranceLimiter: memory })
+        ? new RateLimiterRedis({
+            ...rule,
+            keyPrefix: `${options.prefix}:${name}`,
+            storeClient: options.redis,
+            rejectIfRedisNotReady: true,
+            insuranceLimiter: memory,
+          })
         : memory;
       this.#limiters.set(name, limiter);
     }
@@ -90,7 +96,12 @@ export class Limits {
     try {
       const res = await this.#limiters.get(name)!.get(key);
       if (!res) return { allowed: true, limit: rule.points, remaining: rule.points, resetSeconds: 0 };
-      return { allowed: res.consumedPoints < rule.points, limit: rule.points, remaining: Math.max(0, rule.points - res.consumedPoints), resetSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)) };
+      return {
+        allowed: res.consumedPoints < rule.points,
+        limit: rule.points,
+        remaining: Math.max(0, rule.points - res.consumedPoints),
+        resetSeconds: Math.max(1, Math.ceil(res.msBeforeNext / 1000)),
+      };
     } catch (error) {
       this.#options.onEvent('limits.error', { limit: name, error: error instanceof Error ? error.message : String(error) });
       return { allowed: true, limit: rule.points, remaining: 0, resetSeconds: 0 };
@@ -100,7 +111,10 @@ export class Limits {
   /** Forgets `key` under `name` (after a successful sign-in). */
   async reset(name: LimitName, key: string): Promise<void> {
     if (!this.#options.enabled) return;
-    await this.#limiters.get(name)!.delete(key).catch(() => undefined);
+    await this.#limiters
+      .get(name)!
+      .delete(key)
+      .catch(() => undefined);
   }
 
   /** Spends `points` of `key`'s budget under `name`. */

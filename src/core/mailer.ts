@@ -115,7 +115,13 @@ export class Mailer {
         const now = clock.now();
         if (!(await claimMail(db, mail.id, now, LOCK_MS))) continue;
         try {
-          const location = await this.#delivery.send({ from, to: mail.recipient, subject: mail.subject, text: mail.text_body ?? '', html: mail.html_body ?? '' });
+          const location = await this.#delivery.send({
+            from,
+            to: mail.recipient,
+            subject: mail.subject,
+            text: mail.text_body ?? '',
+            html: mail.html_body ?? '',
+          });
           await markMailSent(db, mail.id, clock.now());
           onEvent('mail.sent', { id: mail.id, template: mail.template, ...(location ? { path: location } : {}) });
         } catch (error) {

@@ -54,7 +54,15 @@ export class MfaService {
   readonly #config: Pick<SignetConfig, 'masterSecret' | 'appName'>;
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
 
-  constructor(db: Db, hasher: PasswordHasher, limits: Limits, guard: SignInGuard, clock: Clock, config: Pick<SignetConfig, 'masterSecret' | 'appName'>, onEvent: (event: string, fields: Record<string, unknown>) => void) {
+  constructor(
+    db: Db,
+    hasher: PasswordHasher,
+    limits: Limits,
+    guard: SignInGuard,
+    clock: Clock,
+    config: Pick<SignetConfig, 'masterSecret' | 'appName'>,
+    onEvent: (event: string, fields: Record<string, unknown>) => void,
+  ) {
     this.#db = db;
     this.#hasher = hasher;
     this.#limits = limits;
@@ -100,7 +108,16 @@ export class MfaService {
   async challenge(user: UserRow, clientId: string | undefined): Promise<string> {
     const token = randomToken();
     const now = this.#clock.now();
-    await insertChallenge(this.#db, { id: uuidv7(now), user_id: user.id, token_hash: sha256(token), created_at: now, expires_at: now + CHALLENGE_TTL_MS, failures: 0, used_at: null, client_id: clientId ?? null });
+    await insertChallenge(this.#db, {
+      id: uuidv7(now),
+      user_id: user.id,
+      token_hash: sha256(token),
+      created_at: now,
+      expires_at: now + CHALLENGE_TTL_MS,
+      failures: 0,
+      used_at: null,
+      client_id: clientId ?? null,
+    });
     return token;
   }
 

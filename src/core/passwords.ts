@@ -33,7 +33,7 @@ export function passwordLength(password: string): number {
   return Array.from(password).length;
 }
 
-const COMMON = new Set((dictionary['passwords-common']).map((p) => p.toLowerCase()));
+const COMMON = new Set(dictionary['passwords-common'].map((p) => p.toLowerCase()));
 
 /**
  * Refuses passwords on the common-password list (~49 k entries from zxcvbn-ts)
@@ -45,9 +45,7 @@ export function assertNotWeak(password: string, context: { email?: string | unde
   if (COMMON.has(lower) || own.includes(lower)) throw new SignetError('weak_password');
 }
 
-type ParsedHash =
-  | { kind: 'argon2'; variant: string; m: number; t: number; p: number }
-  | { kind: 'bcrypt'; cost: number };
+type ParsedHash = { kind: 'argon2'; variant: string; m: number; t: number; p: number } | { kind: 'bcrypt'; cost: number };
 
 export function parseHash(hash: string): ParsedHash | undefined {
   const argon = /^\$(argon2(?:id|i|d))\$v=19\$m=(\d{1,10}),t=(\d{1,10}),p=(\d{1,3})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.exec(hash);
@@ -98,7 +96,8 @@ export class PasswordHasher {
       await this.verifyDummy(password, options);
       return { ok: false, needsRehash: false };
     }
-    const task = parsed!.kind === 'argon2' ? ({ op: 'verify-argon2', password, hash: stored } as const) : ({ op: 'verify-bcrypt', password, hash: stored } as const);
+    const task =
+      parsed!.kind === 'argon2' ? ({ op: 'verify-argon2', password, hash: stored } as const) : ({ op: 'verify-bcrypt', password, hash: stored } as const);
     let ok: boolean;
     try {
       ok = (await this.#pool.run(task, options.priority, options.signal)) === true;

@@ -71,7 +71,13 @@ export class SessionService {
   readonly #config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>;
   readonly #onEvent: SecurityEventSink;
 
-  constructor(db: Db, tokens: TokenService, clock: Clock, config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>, onEvent: SecurityEventSink) {
+  constructor(
+    db: Db,
+    tokens: TokenService,
+    clock: Clock,
+    config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>,
+    onEvent: SecurityEventSink,
+  ) {
     this.#db = db;
     this.#tokens = tokens;
     this.#clock = clock;
@@ -144,7 +150,11 @@ export class SessionService {
     // probably stolen, so the whole session ends. This write stands on its own,
     // committed before the request fails.
     await endSession(this.#db, session.id, 'refresh_token_reuse', now);
-    this.#onEvent('security.refresh_token_reuse', { userId: user.id, sessionId: session.id, rotatedAgoMs: token.rotated_at === null ? null : now - token.rotated_at });
+    this.#onEvent('security.refresh_token_reuse', {
+      userId: user.id,
+      sessionId: session.id,
+      rotatedAgoMs: token.rotated_at === null ? null : now - token.rotated_at,
+    });
     throw invalidRefresh('reused');
   }
 

@@ -35,7 +35,12 @@ export class SignInGuard {
   readonly #config: Pick<SignetConfig, 'hashQueueBudgetMs'>;
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
 
-  constructor(limits: Limits, hasher: PasswordHasher, config: Pick<SignetConfig, 'hashQueueBudgetMs'>, onEvent: (event: string, fields: Record<string, unknown>) => void) {
+  constructor(
+    limits: Limits,
+    hasher: PasswordHasher,
+    config: Pick<SignetConfig, 'hashQueueBudgetMs'>,
+    onEvent: (event: string, fields: Record<string, unknown>) => void,
+  ) {
     this.#limits = limits;
     this.#hasher = hasher;
     this.#config = config;
@@ -52,7 +57,10 @@ export class SignInGuard {
 
     if (attempt.device === undefined) this.admitHash('signin');
 
-    const throttled = attempt.device !== undefined ? !(await this.#limits.remaining('signin.device', attempt.device)).allowed : !(await this.#accountAllowed(attempt.identifier));
+    const throttled =
+      attempt.device !== undefined
+        ? !(await this.#limits.remaining('signin.device', attempt.device)).allowed
+        : !(await this.#accountAllowed(attempt.identifier));
     if (throttled) {
       this.#onEvent('security.signin_throttled', { knownDevice: attempt.device !== undefined });
       // The same answer after the same time as a wrong password, without computing a hash.

@@ -203,5 +203,4 @@ export class AccountService {
     const replaced = await replacePasswordHash(this.#db, user.id, user.password_hash, next, this.#clock.now());
     if (replaced) this.#onEvent('auth.password_rehashed', { userId: user.id });
   }
-
 }

@@ -12,7 +12,14 @@ import { assertCsrf, allowedOrigin, readCookie } from './cookies.js';
 import { cors } from 'hono/cors';
 import { discoveryRoute, healthRoute, jwksRoute, metricsRoute, readyRoute, revocationsRoute } from './handlers/meta.js';
 import { tokenRoute } from './handlers/oauth.js';
-import { changePasswordRoute, forgotPasswordRoute, resendVerificationRoute, resetPasswordRoute, updateProfileRoute, verifyEmailRoute } from './handlers/lifecycle.js';
+import {
+  changePasswordRoute,
+  forgotPasswordRoute,
+  resendVerificationRoute,
+  resetPasswordRoute,
+  updateProfileRoute,
+  verifyEmailRoute,
+} from './handlers/lifecycle.js';
 import { registerPages } from './pages.js';
 import { auditRoute } from './handlers/audit.js';
 import { withClientIp } from '../core/audit.js';
@@ -62,7 +69,10 @@ export function routeTable(services: Services): Route[] {
       summary: 'OpenAPI 3.1 document of every route',
       auth: 'none',
       success: { status: 200, description: 'OpenAPI 3.1' },
-      handle: () => json((document ??= openApiDocument(routes, { serverUrl: services.config.publicUrl, version: VERSION })), 200, { 'cache-control': 'public, max-age=300' }),
+      handle: () =>
+        json((document ??= openApiDocument(routes, { serverUrl: services.config.publicUrl, version: VERSION })), 200, {
+          'cache-control': 'public, max-age=300',
+        }),
     }),
   );
   return routes;
@@ -82,7 +92,12 @@ export function createApp(services: Services): Hono<AppEnv> {
     const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
     c.set('requestId', requestId);
     c.set('services', services);
-    c.set('client', { ip: clientIp(c, config.trustProxy), userAgent: c.req.header('user-agent') ?? null, deviceCookie: readCookie(c, 'device'), signal: c.req.raw.signal });
+    c.set('client', {
+      ip: clientIp(c, config.trustProxy),
+      userAgent: c.req.header('user-agent') ?? null,
+      deviceCookie: readCookie(c, 'device'),
+      signal: c.req.raw.signal,
+    });
     // Audit entries recorded anywhere in this request carry the client's address.
     await withClientIp(c.var.client.ip, next);
     const headers = c.res.headers;

@@ -50,21 +50,37 @@ export function openApiDocument(routes: readonly Route[], info: { serverUrl: str
       },
     };
     for (const [status, list] of [...byStatus].sort((a, b) => a[0] - b[0])) {
-      responses[status] = { description: `Error codes: ${[...new Set(list.map(publicCode))].join(', ')}`, content: { 'application/json': { schema: errorRef }, 'application/problem+json': { schema: { type: 'object' } } } };
+      responses[status] = {
+        description: `Error codes: ${[...new Set(list.map(publicCode))].join(', ')}`,
+        content: { 'application/json': { schema: errorRef }, 'application/problem+json': { schema: { type: 'object' } } },
+      };
     }
     (paths[path] ??= {})[r.method.toLowerCase()] = {
       summary: r.summary,
       tags: [r.tag],
       operationId: `${r.method.toLowerCase()}${path.replace(/[^A-Za-z0-9]+(\w)?/g, (_, ch: string | undefined) => (ch ?? '').toUpperCase())}`,
-      ...(r.path.includes(':') ? { parameters: [...r.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })) } : {}),
+      ...(r.path.includes(':')
+        ? { parameters: [...r.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })) }
+        : {}),
       ...(r.auth === 'bearer' ? { security: [{ bearer: [] }] } : r.auth === 'bearer-or-body' ? { security: [{ bearer: [] }, {}] } : {}),
-      ...(r.body ? { requestBody: { required: !r.bodyOptional, content: Object.fromEntries((r.bodyContentTypes ?? ['application/json']).map((t) => [t, { schema: collect(r.body!, 'input') }])) } } : {}),
+      ...(r.body
+        ? {
+            requestBody: {
+              required: !r.bodyOptional,
+              content: Object.fromEntries((r.bodyContentTypes ?? ['application/json']).map((t) => [t, { schema: collect(r.body!, 'input') }])),
+            },
+          }
+        : {}),
       responses,
     };
   }
   return {
     openapi: '3.1.0',
-    info: { title: 'Signet', version: info.version, description: 'Self-hosted sign-in service. Error bodies follow the contract; every error has a stable `code`.' },
+    info: {
+      title: 'Signet',
+      version: info.version,
+      description: 'Self-hosted sign-in service. Error bodies follow the contract; every error has a stable `code`.',
+    },
     servers: [{ url: info.serverUrl }],
     paths,
     components: {

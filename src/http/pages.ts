@@ -51,12 +51,22 @@ export function registerPages(app: Hono<AppEnv>, services: Services): void {
   };
 
   const tokenField = (token: string) => `<input type="hidden" name="token" value="${esc(token)}">`;
-  const invalidLink = () => page(name, 'This link does not work', '<p class="error">The link is invalid, was already used, or has expired.</p><p><a href="/forgot-password">Request a new one</a></p>', 400);
+  const invalidLink = () =>
+    page(
+      name,
+      'This link does not work',
+      '<p class="error">The link is invalid, was already used, or has expired.</p><p><a href="/forgot-password">Request a new one</a></p>',
+      400,
+    );
 
   app.get('/verify-email', (c) => {
     const token = c.req.query('token') ?? '';
     if (!TOKEN.test(token)) return invalidLink();
-    return page(name, 'Confirm your email', `<form method="post" action="/verify-email">${tokenField(token)}<button type="submit">Confirm my email address</button></form>`);
+    return page(
+      name,
+      'Confirm your email',
+      `<form method="post" action="/verify-email">${tokenField(token)}<button type="submit">Confirm my email address</button></form>`,
+    );
   });
 
   app.post('/verify-email', async (c) => {
@@ -88,8 +98,9 @@ export function registerPages(app: Hono<AppEnv>, services: Services): void {
     if (params instanceof Response) return params;
     const token = params.get('token') ?? '';
     const password = normalizePassword(params.get('password') ?? '');
-     
-    if (password !== normalizePassword(params.get('confirm') ?? '')) return page(name, 'Choose a new password', resetForm(token, 'The two passwords differ.'), 400);
+
+    if (password !== normalizePassword(params.get('confirm') ?? ''))
+      return page(name, 'Choose a new password', resetForm(token, 'The two passwords differ.'), 400);
     const length = passwordLength(password);
     // eslint-disable-next-line no-control-regex
     if (length < config.passwordMinLength || length > PASSWORD_MAX_LENGTH || /[\u0000-\u001f\u007f]/.test(password)) {
@@ -99,7 +110,8 @@ export function registerPages(app: Hono<AppEnv>, services: Services): void {
       await lifecycle.resetPassword(token, password);
       return page(name, 'Password changed', '<p>Your password is changed and every session was signed out. You can sign in with the new password.</p>');
     } catch (error) {
-      if (isSignetError(error, 'weak_password')) return page(name, 'Choose a new password', resetForm(token, 'This password is too common; choose another one.'), 400);
+      if (isSignetError(error, 'weak_password'))
+        return page(name, 'Choose a new password', resetForm(token, 'This password is too common; choose another one.'), 400);
       if (isSignetError(error, 'invalid_account_token')) return invalidLink();
       throw error;
     }

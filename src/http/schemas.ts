@@ -158,7 +158,10 @@ export const TokenResponse = z
 
 // ---- account lifecycle ----
 
-const accountToken = string().refine(noControl, NO_CONTROL).refine((t) => t.length > 0, 'is required').meta({ description: 'The token from the mailed link' });
+const accountToken = string()
+  .refine(noControl, NO_CONTROL)
+  .refine((t) => t.length > 0, 'is required')
+  .meta({ description: 'The token from the mailed link' });
 
 export const verifyEmailBody = z.object({ token: accountToken });
 export const emailOnlyBody = z.object({ email });
@@ -174,7 +177,9 @@ export const Accepted = z.object({ message: z.string() }).meta({ id: 'Accepted' 
 
 // ---- two-factor ----
 
-const totpCode = string().regex(/^\d{6}$/, 'must be six digits').meta({ example: '492039' });
+const totpCode = string()
+  .regex(/^\d{6}$/, 'must be six digits')
+  .meta({ example: '492039' });
 
 export const mfaVerifyBody = z.object({
   mfaToken: string().refine(noControl, NO_CONTROL),

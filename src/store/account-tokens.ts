@@ -43,8 +43,19 @@ export async function resetPasswordWithToken(db: Db, token: AccountTokenRow, pas
     if (claimed.numUpdatedRows === 0n) return false;
     // Following the emailed link proves the address, so it counts as verified.
     await trx.updateTable('users').set({ password_hash: passwordHash, email_verified: 1, updated_at: now }).where('id', '=', token.user_id).execute();
-    await trx.updateTable('account_tokens').set({ used_at: now }).where('user_id', '=', token.user_id).where('kind', '=', 'password_reset').where('used_at', 'is', null).execute();
-    await trx.updateTable('sessions').set({ ended_at: now, end_reason: 'password_reset' }).where('user_id', '=', token.user_id).where('ended_at', 'is', null).execute();
+    await trx
+      .updateTable('account_tokens')
+      .set({ used_at: now })
+      .where('user_id', '=', token.user_id)
+      .where('kind', '=', 'password_reset')
+      .where('used_at', 'is', null)
+      .execute();
+    await trx
+      .updateTable('sessions')
+      .set({ ended_at: now, end_reason: 'password_reset' })
+      .where('user_id', '=', token.user_id)
+      .where('ended_at', 'is', null)
+      .execute();
     return true;
   });
 }
@@ -55,10 +66,27 @@ export async function resetPasswordWithToken(db: Db, token: AccountTokenRow, pas
  */
 export async function changePassword(db: Db, userId: string, expectedHash: string, passwordHash: string, keepSessionId: string, now: number): Promise<boolean> {
   return db.kysely.transaction().execute(async (trx) => {
-    const updated = await trx.updateTable('users').set({ password_hash: passwordHash, updated_at: now }).where('id', '=', userId).where('password_hash', '=', expectedHash).executeTakeFirst();
+    const updated = await trx
+      .updateTable('users')
+      .set({ password_hash: passwordHash, updated_at: now })
+      .where('id', '=', userId)
+      .where('password_hash', '=', expectedHash)
+      .executeTakeFirst();
     if (updated.numUpdatedRows === 0n) return false;
-    await trx.updateTable('account_tokens').set({ used_at: now }).where('user_id', '=', userId).where('kind', '=', 'password_reset').where('used_at', 'is', null).execute();
-    await trx.updateTable('sessions').set({ ended_at: now, end_reason: 'password_changed' }).where('user_id', '=', userId).where('id', '!=', keepSessionId).where('ended_at', 'is', null).execute();
+    await trx
+      .updateTable('account_tokens')
+      .set({ used_at: now })
+      .where('user_id', '=', userId)
+      .where('kind', '=', 'password_reset')
+      .where('used_at', 'is', null)
+      .execute();
+    await trx
+      .updateTable('sessions')
+      .set({ ended_at: now, end_reason: 'password_changed' })
+      .where('user_id', '=', userId)
+      .where('id', '!=', keepSessionId)
+      .where('ended_at', 'is', null)
+      .execute();
     return true;
   });
 }

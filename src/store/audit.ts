@@ -106,4 +106,3 @@ export async function* iterateAudit(db: Db, options: { upTo: number; pageSize?: 
     after = page[page.length - 1].seq;
   }
 }
-

@@ -35,7 +35,11 @@ export async function markMailSent(db: Db, id: string, now: number): Promise<voi
 }
 
 export async function markMailRetry(db: Db, id: string, attempts: number, nextAttemptAt: number, error: string): Promise<void> {
-  await db.kysely.updateTable('mail_outbox').set({ attempts, next_attempt_at: nextAttemptAt, locked_until: null, last_error: error }).where('id', '=', id).execute();
+  await db.kysely
+    .updateTable('mail_outbox')
+    .set({ attempts, next_attempt_at: nextAttemptAt, locked_until: null, last_error: error })
+    .where('id', '=', id)
+    .execute();
 }
 
 export async function markMailFailed(db: Db, id: string, attempts: number, now: number, error: string): Promise<void> {
@@ -46,7 +50,10 @@ export async function markMailFailed(db: Db, id: string, attempts: number, now: 
     .execute();
 }
 
-export async function listFailedMail(db: Db, limit = 100): Promise<Pick<MailRow, 'id' | 'template' | 'recipient' | 'created_at' | 'attempts' | 'failed_at' | 'last_error'>[]> {
+export async function listFailedMail(
+  db: Db,
+  limit = 100,
+): Promise<Pick<MailRow, 'id' | 'template' | 'recipient' | 'created_at' | 'attempts' | 'failed_at' | 'last_error'>[]> {
   return db.kysely
     .selectFrom('mail_outbox')
     .select(['id', 'template', 'recipient', 'created_at', 'attempts', 'failed_at', 'last_error'])

@@ -16,7 +16,12 @@ export async function savePendingTotp(db: Db, row: TotpRow): Promise<void> {
 /** Enables TOTP and stores the recovery codes, replacing older ones; false if not pending any more. */
 export async function enableTotp(db: Db, userId: string, step: number, codes: RecoveryCodeRow[], now: number): Promise<boolean> {
   return db.kysely.transaction().execute(async (trx) => {
-    const updated = await trx.updateTable('mfa_totp').set({ enabled_at: now, last_step: step }).where('user_id', '=', userId).where('enabled_at', 'is', null).executeTakeFirst();
+    const updated = await trx
+      .updateTable('mfa_totp')
+      .set({ enabled_at: now, last_step: step })
+      .where('user_id', '=', userId)
+      .where('enabled_at', 'is', null)
+      .executeTakeFirst();
     if (updated.numUpdatedRows === 0n) return false;
     await trx.updateTable('users').set({ mfa_enabled: 1, updated_at: now }).where('id', '=', userId).execute();
     await trx.deleteFrom('mfa_recovery_codes').where('user_id', '=', userId).execute();
@@ -36,7 +41,12 @@ export async function disableTotp(db: Db, userId: string, now: number): Promise<
 
 /** Accepts a TOTP step only if it is newer than every step accepted before: no replay. */
 export async function advanceTotpStep(db: Db, userId: string, step: number): Promise<boolean> {
-  const result = await db.kysely.updateTable('mfa_totp').set({ last_step: step }).where('user_id', '=', userId).where('last_step', '<', step).executeTakeFirst();
+  const result = await db.kysely
+    .updateTable('mfa_totp')
+    .set({ last_step: step })
+    .where('user_id', '=', userId)
+    .where('last_step', '<', step)
+    .executeTakeFirst();
   return result.numUpdatedRows > 0n;
 }
 

@@ -54,7 +54,18 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
   const { s_id, s_created_at, s_last_used_at, s_expires_at, s_user_agent, s_ip, s_client_id, ...user } = row;
   return {
     user,
-    session: { id: s_id, user_id: user.id, created_at: s_created_at, last_used_at: s_last_used_at, expires_at: s_expires_at, ended_at: null, end_reason: null, user_agent: s_user_agent, ip: s_ip, client_id: s_client_id },
+    session: {
+      id: s_id,
+      user_id: user.id,
+      created_at: s_created_at,
+      last_used_at: s_last_used_at,
+      expires_at: s_expires_at,
+      ended_at: null,
+      end_reason: null,
+      user_agent: s_user_agent,
+      ip: s_ip,
+      client_id: s_client_id,
+    },
   };
 }
 
@@ -92,7 +103,6 @@ export async function rotateRefreshToken(db: Db, parentId: string, successor: Re
 async function touchSession(db: Executor, sessionId: string, now: number): Promise<void> {
   await db.updateTable('sessions').set({ last_used_at: now }).where('id', '=', sessionId).execute();
 }
-
 
 /** Ends a session; its refresh tokens die with it. Returns its user's id, or undefined if it had already ended. */
 export async function endSession(db: Db, sessionId: string, reason: string, now: number): Promise<string | undefined> {

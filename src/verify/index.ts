@@ -138,7 +138,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
   }
   if (rules.algorithms.some((a) => a !== 'HS256')) {
     const jwksUri = new URL(options.jwksUri ?? `${options.issuer}/.well-known/jwks.json`);
-    remote = createRemoteJWKSet(jwksUri, { cooldownDuration: cooldown, cacheMaxAge: options.jwksMaxAgeMs ?? 5 * 60_000, ...(options.fetch ? { [customFetch]: options.fetch } : {}) });
+    remote = createRemoteJWKSet(jwksUri, {
+      cooldownDuration: cooldown,
+      cacheMaxAge: options.jwksMaxAgeMs ?? 5 * 60_000,
+      ...(options.fetch ? { [customFetch]: options.fetch } : {}),
+    });
   }
 
   /** One JWKS fetch at a time, however many requests ask. */
@@ -230,7 +234,12 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return {
       status: 401,
       challenge: missing ? 'Bearer realm="signet"' : 'Bearer realm="signet", error="invalid_token"',
-      body: { statusCode: 401, error: 'Unauthorized', message: missing ? 'An access token is required' : 'The access token is invalid', code: missing ? 'missing_token' : 'invalid_token' },
+      body: {
+        statusCode: 401,
+        error: 'Unauthorized',
+        message: missing ? 'An access token is required' : 'The access token is invalid',
+        code: missing ? 'missing_token' : 'invalid_token',
+      },
     };
   };
   const header = (headers: Record<string, string | string[] | undefined>) => {
@@ -273,7 +282,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
         c.set('auth', await verifyAuthorization(c.req.header('authorization')));
       } catch (error) {
         const f = failure(error);
-        return new Response(JSON.stringify(f.body), { status: f.status, headers: { 'www-authenticate': f.challenge, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' } });
+        return new Response(JSON.stringify(f.body), {
+          status: f.status,
+          headers: { 'www-authenticate': f.challenge, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
+        });
       }
       await next();
       return undefined;

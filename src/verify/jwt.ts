@@ -185,13 +185,7 @@ export class VerifiedTokenCache {
 }
 
 /** verifyJwt with the cache in front. */
-export function verifyCached(
-  cache: VerifiedTokenCache,
-  token: string,
-  rules: JwtRules,
-  resolveKey: KeyResolver,
-  nowSeconds: number,
-): AccessTokenClaims {
+export function verifyCached(cache: VerifiedTokenCache, token: string, rules: JwtRules, resolveKey: KeyResolver, nowSeconds: number): AccessTokenClaims {
   const hit = cache.get(token);
   if (hit) {
     // A key removed from the set (compromise, retirement) takes its tokens with it.

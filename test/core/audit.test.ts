@@ -94,11 +94,27 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
     });
 
     it('audits auth, security, account, session and user events only', async () => {
-      for (const event of ['auth.signin_succeeded', 'security.refresh_token_reuse', 'account.password_changed', 'session.ended', 'user.signed_up', 'mail.sent', 'keys.generated', 'limits.error', 'authx.other']) {
+      for (const event of [
+        'auth.signin_succeeded',
+        'security.refresh_token_reuse',
+        'account.password_changed',
+        'session.ended',
+        'user.signed_up',
+        'mail.sent',
+        'keys.generated',
+        'limits.error',
+        'authx.other',
+      ]) {
         audit.record(event, { userId: 'u1' });
       }
       await audit.flush();
-      expect((await rows(db)).map((r) => r.event)).toEqual(['auth.signin_succeeded', 'security.refresh_token_reuse', 'account.password_changed', 'session.ended', 'user.signed_up']);
+      expect((await rows(db)).map((r) => r.event)).toEqual([
+        'auth.signin_succeeded',
+        'security.refresh_token_reuse',
+        'account.password_changed',
+        'session.ended',
+        'user.signed_up',
+      ]);
     });
 
     it('takes the ip from the client scope when the fields carry none', async () => {
@@ -184,7 +200,11 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
       await seed(5);
       const [victim] = await raw(db).selectFrom('audit_log').selectAll().where('seq', '=', 3).execute();
       const forged = { ...(victim as AuditRow), details: '{"reason":"ok"}' };
-      await raw(db).updateTable('audit_log').set({ details: forged.details, hash: entryHash(forged) }).where('seq', '=', 3).execute();
+      await raw(db)
+        .updateTable('audit_log')
+        .set({ details: forged.details, hash: entryHash(forged) })
+        .where('seq', '=', 3)
+        .execute();
       expect(await audit.verify()).toMatchObject({ ok: false, brokenAt: 4, reason: expect.stringMatching(/prev_hash/) });
     });
 
@@ -196,14 +216,22 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
         [list[1], list[2]],
         [list[2], list[1]],
       ]) {
-        await raw(db).updateTable('audit_log').set({ id: `${source.id}-x`, details: source.details, prev_hash: source.prev_hash, hash: source.hash }).where('seq', '=', target.seq).execute();
+        await raw(db)
+          .updateTable('audit_log')
+          .set({ id: `${source.id}-x`, details: source.details, prev_hash: source.prev_hash, hash: source.hash })
+          .where('seq', '=', target.seq)
+          .execute();
       }
       expect(await audit.verify()).toMatchObject({ ok: false, brokenAt: 2 });
     });
 
     it('reports a forged prev_hash', async () => {
       await seed(3);
-      await raw(db).updateTable('audit_log').set({ prev_hash: 'f'.repeat(64) }).where('seq', '=', 2).execute();
+      await raw(db)
+        .updateTable('audit_log')
+        .set({ prev_hash: 'f'.repeat(64) })
+        .where('seq', '=', 2)
+        .execute();
       expect(await audit.verify()).toMatchObject({ ok: false, brokenAt: 2 });
     });
   });
@@ -211,7 +239,11 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
   describe('concurrency', () => {
     it('gives concurrent appends contiguous, unique numbers and a valid chain', async () => {
       const writes = Array.from({ length: 60 }, (_, i) =>
-        appendAudit(db, [{ id: `id-${i}`, at: clock.now(), event: 'auth.signin_failed', user_id: `u${i % 7}`, session_id: null, ip: null, details: `{"n":${i}}` }], entryHash),
+        appendAudit(
+          db,
+          [{ id: `id-${i}`, at: clock.now(), event: 'auth.signin_failed', user_id: `u${i % 7}`, session_id: null, ip: null, details: `{"n":${i}}` }],
+          entryHash,
+        ),
       );
       for (let i = 0; i < 60; i++) audit.record('auth.signin_succeeded', { userId: `u${i % 5}` });
       await Promise.all([...writes, audit.flush()]);
@@ -228,7 +260,19 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
       const second = new AuditLog({ db: other, clock, onError: (error, lost) => errors.push({ error, lost }) });
       try {
         const batches = Array.from({ length: 20 }, (_, i) =>
-          appendAudit(other, Array.from({ length: 3 }, (__, j) => ({ id: `b-${i}-${j}`, at: clock.now(), event: 'auth.signin_failed', user_id: 'u', session_id: null, ip: null, details: '{}' })), entryHash),
+          appendAudit(
+            other,
+            Array.from({ length: 3 }, (__, j) => ({
+              id: `b-${i}-${j}`,
+              at: clock.now(),
+              event: 'auth.signin_failed',
+              user_id: 'u',
+              session_id: null,
+              ip: null,
+              details: '{}',
+            })),
+            entryHash,
+          ),
         );
         for (let i = 0; i < 50; i++) {
           audit.record('auth.signin_failed', { userId: 'a' });
@@ -330,7 +374,15 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
       expect(lines[1]).toMatch(/^2 /);
     });
 
-    it.each([[[]], [['list']], [['list', '--user']], [['list', '--user', 'u', '--limit', '0']], [['list', '--user', 'u', '--bogus', '1']], [['verify', 'now']], [['drop']]])('refuses %j with usage and exit 2', async (args) => {
+    it.each([
+      [[]],
+      [['list']],
+      [['list', '--user']],
+      [['list', '--user', 'u', '--limit', '0']],
+      [['list', '--user', 'u', '--bogus', '1']],
+      [['verify', 'now']],
+      [['drop']],
+    ])('refuses %j with usage and exit 2', async (args) => {
       expect(await auditCommand({ audit }, args)).toBe(2);
       expect(err.join('')).toMatch(/Usage: signet audit/);
     });

@@ -58,7 +58,14 @@ describe.each(DIALECTS)('audit log over HTTP (%s)', (dialect) => {
     expect(driven.map((e) => e.event)).toEqual(['account.password_changed', 'auth.signin_succeeded', 'auth.signin_failed', 'user.signed_up']);
     expect(driven.find((e) => e.event === 'auth.signin_failed').details).toEqual({ reason: 'wrong_password', knownDevice: false });
     for (const e of list) {
-      expect(e).toEqual({ seq: expect.any(Number), id: expect.any(String), at: expect.any(String), event: expect.any(String), ip: e.ip, details: expect.any(Object) });
+      expect(e).toEqual({
+        seq: expect.any(Number),
+        id: expect.any(String),
+        at: expect.any(String),
+        event: expect.any(String),
+        ip: e.ip,
+        details: expect.any(Object),
+      });
       expect(new Date(e.at).toISOString()).toBe(e.at);
     }
     const seqs = list.map((e) => e.seq);
@@ -95,7 +102,8 @@ describe.each(DIALECTS)('audit log over HTTP (%s)', (dialect) => {
   it('keeps passwords, tokens and email addresses out of the entries', async () => {
     const { account, newPassword, token, signedInSession } = await activity();
     const text = JSON.stringify(await events(token));
-    for (const secret of [account.password, newPassword, account.email, token, signedInSession.token, signedInSession.refreshToken]) expect(text).not.toContain(secret);
+    for (const secret of [account.password, newPassword, account.email, token, signedInSession.token, signedInSession.refreshToken])
+      expect(text).not.toContain(secret);
     expect(text).not.toContain('@');
   });
 

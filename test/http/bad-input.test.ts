@@ -27,7 +27,11 @@ interface Reply {
 }
 
 /** Exactly the bytes and headers given: no JSON encoding, no default content type. */
-async function send(server: TestServer, path: string, init: { body?: string | Uint8Array | URLSearchParams; headers?: Record<string, string>; method?: string } = {}): Promise<Reply> {
+async function send(
+  server: TestServer,
+  path: string,
+  init: { body?: string | Uint8Array | URLSearchParams; headers?: Record<string, string>; method?: string } = {},
+): Promise<Reply> {
   const response = await fetch(server.url + path, { method: init.method ?? 'POST', headers: init.headers ?? {}, body: init.body });
   const text = await response.text();
   let body: unknown = text;
@@ -42,7 +46,11 @@ async function send(server: TestServer, path: string, init: { body?: string | Ui
 const json = (body: string | Uint8Array, headers: Record<string, string> = {}) => ({ body, headers: { 'content-type': 'application/json', ...headers } });
 
 /** A request through node:http, for what fetch cannot send: chunked bodies, a Content-Length that is never honoured. */
-function rawRequest(server: TestServer, path: string, options: { headers: Record<string, string>; chunks: (string | Buffer)[]; end: boolean; timeoutMs?: number }): Promise<Reply> {
+function rawRequest(
+  server: TestServer,
+  path: string,
+  options: { headers: Record<string, string>; chunks: (string | Buffer)[]; end: boolean; timeoutMs?: number },
+): Promise<Reply> {
   const url = new URL(server.url);
   return new Promise((resolve, reject) => {
     let answered = false;
@@ -311,7 +319,18 @@ describe.each(DIALECTS)('bad input on %s', (dialect) => {
   });
 
   describe('malformed JSON, empty bodies, bodies that are not an object', () => {
-    const MALFORMED = ['{"email": "a@example.com",', "{'email': 'a@example.com'}", '{"email": "a@example.com"}}', '{email: 1}', 'undefined', 'NaN', '{"a": 01}', '{"a": "\\x41"}', '\u0000', '{"a":1}{"b":2}'];
+    const MALFORMED = [
+      '{"email": "a@example.com",',
+      "{'email': 'a@example.com'}",
+      '{"email": "a@example.com"}}',
+      '{email: 1}',
+      'undefined',
+      'NaN',
+      '{"a": 01}',
+      '{"a": "\\x41"}',
+      '\u0000',
+      '{"a":1}{"b":2}',
+    ];
 
     it.each(['/auth/signup', '/auth/signin', '/auth/token/refresh'])('refuses malformed JSON on %s with invalid_json', async (path) => {
       for (const body of MALFORMED) {
@@ -351,9 +370,18 @@ describe.each(DIALECTS)('bad input on %s', (dialect) => {
       const enc = (s: string) => Buffer.from(s, 'utf8');
       const bodies: [string, Buffer][] = [
         ['a lone 0xFF byte', Buffer.concat([enc(`{"email":"${local}`), Buffer.from([0xff]), enc(`@${domain}","password":"${account.password}"}`)])],
-        ['an overlong "/" (0xC0 0xAF)', Buffer.concat([enc(`{"email":"${account.email}","password":"${account.password}`), Buffer.from([0xc0, 0xaf]), enc('"}')])],
-        ['an encoded surrogate (0xED 0xA0 0x80)', Buffer.concat([enc(`{"email":"${account.email}","password":"${account.password}`), Buffer.from([0xed, 0xa0, 0x80]), enc('"}')])],
-        ['a truncated sequence (0xE2 0x82)', Buffer.concat([enc(`{"email":"${account.email}","password":"${account.password}`), Buffer.from([0xe2, 0x82]), enc('"}')])],
+        [
+          'an overlong "/" (0xC0 0xAF)',
+          Buffer.concat([enc(`{"email":"${account.email}","password":"${account.password}`), Buffer.from([0xc0, 0xaf]), enc('"}')]),
+        ],
+        [
+          'an encoded surrogate (0xED 0xA0 0x80)',
+          Buffer.concat([enc(`{"email":"${account.email}","password":"${account.password}`), Buffer.from([0xed, 0xa0, 0x80]), enc('"}')]),
+        ],
+        [
+          'a truncated sequence (0xE2 0x82)',
+          Buffer.concat([enc(`{"email":"${account.email}","password":"${account.password}`), Buffer.from([0xe2, 0x82]), enc('"}')]),
+        ],
         ['Latin-1 text', Buffer.from(`{"email":"${account.email}","password":"${account.password}\u00e9"}`, 'latin1')],
       ];
       for (const [what, bytes] of bodies) {
@@ -369,31 +397,38 @@ describe.each(DIALECTS)('bad input on %s', (dialect) => {
   });
 
   describe('content type', () => {
-    it.each(['/auth/signup', '/auth/signin', '/auth/token/refresh'])('refuses another or a missing content type on %s with 415 unsupported_media_type', async (path) => {
-      const account = newAccount();
-      const body = JSON.stringify(account);
-      const cases: [string, { body: string | Uint8Array | URLSearchParams; headers?: Record<string, string> }][] = [
-        ['text/plain', { body, headers: { 'content-type': 'text/plain' } }],
-        ['text/plain; charset=utf-8', { body, headers: { 'content-type': 'text/plain; charset=utf-8' } }],
-        ['a form post', { body: new URLSearchParams({ email: account.email, password: account.password }) }],
-        ['multipart/form-data', { body, headers: { 'content-type': 'multipart/form-data; boundary=x' } }],
-        ['application/xml', { body, headers: { 'content-type': 'application/xml' } }],
-        ['application/json-patch+json', { body, headers: { 'content-type': 'application/json-patch+json' } }],
-        ['application/jsonx', { body, headers: { 'content-type': 'application/jsonx' } }],
-        ['no content type', { body: new TextEncoder().encode(body) }],
-      ];
-      for (const [what, init] of cases) {
-        const reply = await send(server, path, init);
-        expect(reply.status, what).toBe(415);
-        expectError(reply, 415, 'unsupported_media_type');
-      }
-      if (path === '/auth/signup') await expectStillFree(account);
-    });
+    it.each(['/auth/signup', '/auth/signin', '/auth/token/refresh'])(
+      'refuses another or a missing content type on %s with 415 unsupported_media_type',
+      async (path) => {
+        const account = newAccount();
+        const body = JSON.stringify(account);
+        const cases: [string, { body: string | Uint8Array | URLSearchParams; headers?: Record<string, string> }][] = [
+          ['text/plain', { body, headers: { 'content-type': 'text/plain' } }],
+          ['text/plain; charset=utf-8', { body, headers: { 'content-type': 'text/plain; charset=utf-8' } }],
+          ['a form post', { body: new URLSearchParams({ email: account.email, password: account.password }) }],
+          ['multipart/form-data', { body, headers: { 'content-type': 'multipart/form-data; boundary=x' } }],
+          ['application/xml', { body, headers: { 'content-type': 'application/xml' } }],
+          ['application/json-patch+json', { body, headers: { 'content-type': 'application/json-patch+json' } }],
+          ['application/jsonx', { body, headers: { 'content-type': 'application/jsonx' } }],
+          ['no content type', { body: new TextEncoder().encode(body) }],
+        ];
+        for (const [what, init] of cases) {
+          const reply = await send(server, path, init);
+          expect(reply.status, what).toBe(415);
+          expectError(reply, 415, 'unsupported_media_type');
+        }
+        if (path === '/auth/signup') await expectStillFree(account);
+      },
+    );
 
     it('refuses a non-JSON body on a body-less /auth/* route (POST /auth/signout-all) with 415, and ends no session', async () => {
       const { session } = await signedUp();
       const bearer = { authorization: `Bearer ${session.token}` };
-      expectError(await send(server, '/auth/signout-all', { body: 'sign me out', headers: { ...bearer, 'content-type': 'text/plain' } }), 415, 'unsupported_media_type');
+      expectError(
+        await send(server, '/auth/signout-all', { body: 'sign me out', headers: { ...bearer, 'content-type': 'text/plain' } }),
+        415,
+        'unsupported_media_type',
+      );
       expectError(await send(server, '/auth/signout-all', { body: new URLSearchParams({ all: '1' }), headers: bearer }), 415, 'unsupported_media_type');
       expectError(await send(server, '/auth/signout-all', { body: new TextEncoder().encode('{}'), headers: bearer }), 415, 'unsupported_media_type');
       expect((await server.call('GET', '/auth/me', { token: session.token })).status).toBe(200);
@@ -404,9 +439,15 @@ describe.each(DIALECTS)('bad input on %s', (dialect) => {
         const account = newAccount();
         const signup = await send(server, '/auth/signup', { body: JSON.stringify(account), headers: { 'content-type': type } });
         expect(signup.status, type).toBe(201);
-        const signin = await send(server, '/auth/signin', { body: JSON.stringify({ email: account.email, password: account.password }), headers: { 'content-type': type } });
+        const signin = await send(server, '/auth/signin', {
+          body: JSON.stringify({ email: account.email, password: account.password }),
+          headers: { 'content-type': type },
+        });
         expect(signin.status, type).toBe(200);
-        const rotated = await send(server, '/auth/token/refresh', { body: JSON.stringify({ refreshToken: signin.body.refreshToken }), headers: { 'content-type': type } });
+        const rotated = await send(server, '/auth/token/refresh', {
+          body: JSON.stringify({ refreshToken: signin.body.refreshToken }),
+          headers: { 'content-type': type },
+        });
         expect(rotated.status, type).toBe(200);
       }
     });
@@ -467,13 +508,21 @@ describe.each(DIALECTS)('bad input on %s', (dialect) => {
       const account = newAccount();
       const body = padded(account, LIMIT + 4096);
       const chunks = body.match(/[\s\S]{1,1024}/g) ?? [];
-      const reply = await rawRequest(server, '/auth/signup', { headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, chunks, end: true });
+      const reply = await rawRequest(server, '/auth/signup', {
+        headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+        chunks,
+        end: true,
+      });
       expectError(reply, 413, 'payload_too_large');
       await expectStillFree(account);
 
       const small = newAccount();
       const text = JSON.stringify(small);
-      const ok = await rawRequest(server, '/auth/signup', { headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' }, chunks: [text.slice(0, 10), text.slice(10, 30), text.slice(30)], end: true });
+      const ok = await rawRequest(server, '/auth/signup', {
+        headers: { 'content-type': 'application/json', 'transfer-encoding': 'chunked' },
+        chunks: [text.slice(0, 10), text.slice(10, 30), text.slice(30)],
+        end: true,
+      });
       expect(ok.status).toBe(201);
       expect(ok.body.user.email).toBe(small.email);
     });
@@ -583,7 +632,12 @@ describe.each(DIALECTS)('bad input on %s', (dialect) => {
 
     it('trims white space around email, username and name, and stores the trimmed values', async () => {
       const account = newAccount();
-      const response = await signUp({ email: ` \t${account.email}\r\n `, username: `\n${account.username}  `, name: '\t  Ada Lovelace \n', password: account.password });
+      const response = await signUp({
+        email: ` \t${account.email}\r\n `,
+        username: `\n${account.username}  `,
+        name: '\t  Ada Lovelace \n',
+        password: account.password,
+      });
       expect(response.status).toBe(201);
       expect(response.body.user).toMatchObject({ email: account.email, username: account.username, name: 'Ada Lovelace' });
       expect((await signIn({ email: `  ${account.email}\t`, password: account.password })).status).toBe(200);
@@ -638,7 +692,12 @@ describe.each(DIALECTS)('bad input on %s', (dialect) => {
 
     it('accepts email addresses a browser would accept (WHATWG rule), stored as given', async () => {
       const id = newAccount().username.slice(2);
-      for (const email of [`O'Brien+tag.${id}@Mail.Example.COM`, `${id}@localhost`, `x!#$%&*=?^_\`{|}~-${id}@sub-domain.example`, `${id}@${'l'.repeat(63)}.example`]) {
+      for (const email of [
+        `O'Brien+tag.${id}@Mail.Example.COM`,
+        `${id}@localhost`,
+        `x!#$%&*=?^_\`{|}~-${id}@sub-domain.example`,
+        `${id}@${'l'.repeat(63)}.example`,
+      ]) {
         const response = await signUp({ ...newAccount(), email });
         expect(response.status, email).toBe(201);
         expect(response.body.user.email).toBe(email);

@@ -97,8 +97,16 @@ async function signUp(server: TestServer): Promise<{ email: string; password: st
   return { email: account.email, password: account.password, userId: response.body.user.id, token: response.body.token };
 }
 
-async function cookieSignIn(server: TestServer, account: { email: string; password: string }, names: Names = SECURE_NAMES, headers: Record<string, string> = {}): Promise<CookieSession> {
-  const response = await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password }, headers: { 'x-session-mode': 'cookie', ...headers } });
+async function cookieSignIn(
+  server: TestServer,
+  account: { email: string; password: string },
+  names: Names = SECURE_NAMES,
+  headers: Record<string, string> = {},
+): Promise<CookieSession> {
+  const response = await server.call('POST', '/auth/signin', {
+    body: { email: account.email, password: account.password },
+    headers: { 'x-session-mode': 'cookie', ...headers },
+  });
   expect(response.status).toBe(200);
   expectCookieBody(response.body, account.email);
   const cookies = parseSetCookies(response.headers);
@@ -155,7 +163,12 @@ const STATE_CHANGES: StateChange[] = [
       return {
         session,
         success: 204,
-        send: (headers, auth = 'cookie') => server.call('POST', '/auth/signout-all', auth === 'cookie' ? { headers: { cookie: cookieHeader(session.jar), ...headers } } : { token: auth.bearer, headers }),
+        send: (headers, auth = 'cookie') =>
+          server.call(
+            'POST',
+            '/auth/signout-all',
+            auth === 'cookie' ? { headers: { cookie: cookieHeader(session.jar), ...headers } } : { token: auth.bearer, headers },
+          ),
         happened: async () => (await meByCookie(server, session.access)).status === 401,
       };
     },
@@ -169,7 +182,13 @@ const STATE_CHANGES: StateChange[] = [
         session,
         success: 200,
         send: (headers, auth = 'cookie') =>
-          server.call('PATCH', '/auth/me', auth === 'cookie' ? { body: { name }, headers: { cookie: cookieHeader(session.jar), ...headers } } : { body: { name }, token: auth.bearer, headers }),
+          server.call(
+            'PATCH',
+            '/auth/me',
+            auth === 'cookie'
+              ? { body: { name }, headers: { cookie: cookieHeader(session.jar), ...headers } }
+              : { body: { name }, token: auth.bearer, headers },
+          ),
         happened: async () => (await meByCookie(server, session.access)).body.user.name === name,
       };
     },
@@ -184,7 +203,11 @@ const STATE_CHANGES: StateChange[] = [
         session,
         success: 204,
         send: (headers, auth = 'cookie') =>
-          server.call('DELETE', `/auth/sessions/${victimSid}`, auth === 'cookie' ? { headers: { cookie: cookieHeader(session.jar), ...headers } } : { token: auth.bearer, headers }),
+          server.call(
+            'DELETE',
+            `/auth/sessions/${victimSid}`,
+            auth === 'cookie' ? { headers: { cookie: cookieHeader(session.jar), ...headers } } : { token: auth.bearer, headers },
+          ),
         happened: async () => (await server.call('GET', '/auth/me', { token: victim })).status === 401,
       };
     },
@@ -198,7 +221,11 @@ const STATE_CHANGES: StateChange[] = [
         session,
         success: 204,
         send: (headers, auth = 'cookie') =>
-          server.call('POST', '/auth/password/change', auth === 'cookie' ? { body, headers: { cookie: cookieHeader(session.jar), ...headers } } : { body, token: auth.bearer, headers }),
+          server.call(
+            'POST',
+            '/auth/password/change',
+            auth === 'cookie' ? { body, headers: { cookie: cookieHeader(session.jar), ...headers } } : { body, token: auth.bearer, headers },
+          ),
         happened: async () => {
           const old = await server.call('POST', '/auth/signin', { body: { email: session.email, password: session.password } });
           return old.status === 401;
@@ -219,7 +246,10 @@ describe.each(DIALECTS)('cookie mode and CSRF on %s', (dialect: DialectName) => 
 
   it('sign-in with X-Session-Mode: cookie returns the cookie body and sets __Host- cookies (HttpOnly except csrf, Secure, SameSite=Lax, Path=/)', async () => {
     const account = await signUp(server);
-    const response = await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password }, headers: { 'x-session-mode': 'cookie' } });
+    const response = await server.call('POST', '/auth/signin', {
+      body: { email: account.email, password: account.password },
+      headers: { 'x-session-mode': 'cookie' },
+    });
     expect(response.status).toBe(200);
     expect(response.headers.get('cache-control')).toBe('no-store');
     expectCookieBody(response.body, account.email);
@@ -358,9 +388,13 @@ describe.each(DIALECTS)('cookie mode and CSRF on %s', (dialect: DialectName) => 
       const refused = await server.call('POST', '/auth/token/refresh', { headers: { cookie: cookieHeader(session.jar) } });
       expectError(refused, 403, 'csrf_failed');
       expect(refused.headers.getSetCookie().filter((c) => c.startsWith(SECURE_NAMES.refresh))).toEqual([]);
-      const wrong = await server.call('POST', '/auth/token/refresh', { headers: { cookie: cookieHeader(session.jar), 'x-csrf-token': tamper(session.csrfToken) } });
+      const wrong = await server.call('POST', '/auth/token/refresh', {
+        headers: { cookie: cookieHeader(session.jar), 'x-csrf-token': tamper(session.csrfToken) },
+      });
       expectError(wrong, 403, 'csrf_failed');
-      const foreign = await server.call('POST', '/auth/token/refresh', { headers: { cookie: cookieHeader(session.jar), 'x-csrf-token': session.csrfToken, origin: EVIL } });
+      const foreign = await server.call('POST', '/auth/token/refresh', {
+        headers: { cookie: cookieHeader(session.jar), 'x-csrf-token': session.csrfToken, origin: EVIL },
+      });
       expectError(foreign, 403, 'csrf_failed');
       const crossSite = await server.call('POST', '/auth/token/refresh', {
         headers: { cookie: cookieHeader(session.jar), 'x-csrf-token': session.csrfToken, 'sec-fetch-site': 'cross-site' },
@@ -394,7 +428,9 @@ describe.each(DIALECTS)('cookie mode and CSRF on %s', (dialect: DialectName) => 
       expectError(refused, 403, 'csrf_failed');
       expect((await meByCookie(server, session.access)).status).toBe(200);
 
-      const response = await server.call('POST', '/auth/signout', { headers: { cookie: cookieHeader(session.jar), 'x-csrf-token': session.csrfToken, origin: ORIGIN } });
+      const response = await server.call('POST', '/auth/signout', {
+        headers: { cookie: cookieHeader(session.jar), 'x-csrf-token': session.csrfToken, origin: ORIGIN },
+      });
       expect(response.status).toBe(204);
       const cookies = parseSetCookies(response.headers);
       for (const name of [SECURE_NAMES.access, SECURE_NAMES.refresh, SECURE_NAMES.csrf]) {
@@ -439,7 +475,10 @@ describe.each(DIALECTS)('cookie mode and CSRF on %s', (dialect: DialectName) => 
     it('a cookie-mode sign-in from a foreign Origin or a cross-site request is 403 csrf_failed and sets no session cookie', async () => {
       const account = await signUp(server);
       for (const headers of [{ origin: EVIL }, { origin: 'null' }, { 'sec-fetch-site': 'cross-site' }] as Record<string, string>[]) {
-        const response = await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password }, headers: { 'x-session-mode': 'cookie', ...headers } });
+        const response = await server.call('POST', '/auth/signin', {
+          body: { email: account.email, password: account.password },
+          headers: { 'x-session-mode': 'cookie', ...headers },
+        });
         expectError(response, 403, 'csrf_failed');
         expect(response.headers.getSetCookie().filter((c) => /signet-(access|refresh|csrf)=/.test(c))).toEqual([]);
       }
@@ -455,17 +494,26 @@ describe.each(DIALECTS)('cookie mode and CSRF on %s', (dialect: DialectName) => 
       const setup = await server.call('POST', '/auth/mfa/totp/setup', { token: account.token, body: { password: account.password } });
       expect(setup.status).toBe(200);
       const totp = new TOTP({ secret: Secret.fromBase32(setup.body.secret), algorithm: 'SHA1', digits: 6, period: 30 });
-      const enable = await server.call('POST', '/auth/mfa/totp/enable', { token: account.token, body: { code: totp.generate({ timestamp: server.clock.now() }) } });
+      const enable = await server.call('POST', '/auth/mfa/totp/enable', {
+        token: account.token,
+        body: { code: totp.generate({ timestamp: server.clock.now() }) },
+      });
       expect(enable.status).toBe(200);
       server.clock.advance(30);
 
-      const signin = await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password }, headers: { 'x-session-mode': 'cookie' } });
+      const signin = await server.call('POST', '/auth/signin', {
+        body: { email: account.email, password: account.password },
+        headers: { 'x-session-mode': 'cookie' },
+      });
       expect(signin.status).toBe(200);
       expect(signin.body).toEqual({ mfaRequired: true, mfaToken: expect.any(String), methods: ['totp'] });
       expect(signin.headers.getSetCookie().filter((c) => /signet-(access|refresh|csrf)=/.test(c))).toEqual([]);
 
       const code = totp.generate({ timestamp: server.clock.now() });
-      const foreign = await server.call('POST', '/auth/mfa/verify', { body: { mfaToken: signin.body.mfaToken, code }, headers: { 'x-session-mode': 'cookie', origin: EVIL } });
+      const foreign = await server.call('POST', '/auth/mfa/verify', {
+        body: { mfaToken: signin.body.mfaToken, code },
+        headers: { 'x-session-mode': 'cookie', origin: EVIL },
+      });
       expectError(foreign, 403, 'csrf_failed');
 
       const verify = await server.call('POST', '/auth/mfa/verify', { body: { mfaToken: signin.body.mfaToken, code }, headers: { 'x-session-mode': 'cookie' } });
@@ -493,7 +541,10 @@ describe.each(DIALECTS)('cookie names in explicit development mode on %s', (dial
 
   it('SIGNET_DEV on plain HTTP drops the __Host- prefix and Secure (HttpOnly, SameSite=Lax and Path=/ stay)', async () => {
     const account = await signUp(dev);
-    const response = await dev.call('POST', '/auth/signin', { body: { email: account.email, password: account.password }, headers: { 'x-session-mode': 'cookie' } });
+    const response = await dev.call('POST', '/auth/signin', {
+      body: { email: account.email, password: account.password },
+      headers: { 'x-session-mode': 'cookie' },
+    });
     expect(response.status).toBe(200);
     expectCookieBody(response.body, account.email);
     const cookies = parseSetCookies(response.headers);
@@ -523,7 +574,10 @@ describe.each(DIALECTS)('cookie names in explicit development mode on %s', (dial
 
   it('SIGNET_DEV with an https public URL keeps the __Host- prefix and Secure', async () => {
     const account = await signUp(devHttps);
-    const response = await devHttps.call('POST', '/auth/signin', { body: { email: account.email, password: account.password }, headers: { 'x-session-mode': 'cookie' } });
+    const response = await devHttps.call('POST', '/auth/signin', {
+      body: { email: account.email, password: account.password },
+      headers: { 'x-session-mode': 'cookie' },
+    });
     expect(response.status).toBe(200);
     const cookies = parseSetCookies(response.headers);
     for (const name of [SECURE_NAMES.access, SECURE_NAMES.refresh, SECURE_NAMES.csrf]) {
@@ -548,16 +602,24 @@ describe.each(DIALECTS)('CORS with an allow-list on %s', (dialect: DialectName) 
     expect(response.status).toBe(204);
     expect(response.headers.get('access-control-allow-origin')).toBe(APP);
     expect(response.headers.get('access-control-allow-credentials')).toBe('true');
-    const allowed = (response.headers.get('access-control-allow-headers') ?? '').toLowerCase().split(',').map((s) => s.trim());
+    const allowed = (response.headers.get('access-control-allow-headers') ?? '')
+      .toLowerCase()
+      .split(',')
+      .map((s) => s.trim());
     expect(allowed).toEqual(expect.arrayContaining(['x-csrf-token', 'content-type', 'x-session-mode']));
-    const methods = (response.headers.get('access-control-allow-methods') ?? '').toUpperCase().split(',').map((s) => s.trim());
+    const methods = (response.headers.get('access-control-allow-methods') ?? '')
+      .toUpperCase()
+      .split(',')
+      .map((s) => s.trim());
     expect(methods).toContain('POST');
     expect((response.headers.get('vary') ?? '').toLowerCase()).toContain('origin');
     expect(response.headers.get('x-content-type-options')).toBe('nosniff');
   });
 
   it('an origin not on the list gets no Access-Control-Allow-Origin, on preflights and on requests', async () => {
-    const preflight = await server.call('OPTIONS', '/auth/signin', { headers: { origin: EVIL, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' } });
+    const preflight = await server.call('OPTIONS', '/auth/signin', {
+      headers: { origin: EVIL, 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type' },
+    });
     expect(preflight.headers.get('access-control-allow-origin')).toBeNull();
     const get = await server.call('GET', '/healthz', { headers: { origin: EVIL } });
     expect(get.status).toBe(200);
@@ -579,20 +641,32 @@ describe.each(DIALECTS)('CORS with an allow-list on %s', (dialect: DialectName) 
     const session = await cookieSignIn(server, account, SECURE_NAMES, { origin: APP });
     const refused = await server.call('PATCH', '/auth/me', { body: { name: 'From app' }, headers: { cookie: cookieHeader(session.jar), origin: APP } });
     expectError(refused, 403, 'csrf_failed');
-    const foreign = await server.call('PATCH', '/auth/me', { body: { name: 'From evil' }, headers: { cookie: cookieHeader(session.jar), origin: EVIL, 'x-csrf-token': session.csrfToken } });
+    const foreign = await server.call('PATCH', '/auth/me', {
+      body: { name: 'From evil' },
+      headers: { cookie: cookieHeader(session.jar), origin: EVIL, 'x-csrf-token': session.csrfToken },
+    });
     expectError(foreign, 403, 'csrf_failed');
-    const ok = await server.call('PATCH', '/auth/me', { body: { name: 'From app' }, headers: { cookie: cookieHeader(session.jar), origin: APP, 'x-csrf-token': session.csrfToken } });
+    const ok = await server.call('PATCH', '/auth/me', {
+      body: { name: 'From app' },
+      headers: { cookie: cookieHeader(session.jar), origin: APP, 'x-csrf-token': session.csrfToken },
+    });
     expect(ok.status).toBe(200);
     expect(ok.body.user.name).toBe('From app');
     expect(ok.headers.get('access-control-allow-origin')).toBe(APP);
     expect(ok.headers.get('access-control-allow-credentials')).toBe('true');
-    const signout = await server.call('POST', '/auth/signout-all', { headers: { cookie: cookieHeader(session.jar), origin: APP, 'x-csrf-token': session.csrfToken } });
+    const signout = await server.call('POST', '/auth/signout-all', {
+      headers: { cookie: cookieHeader(session.jar), origin: APP, 'x-csrf-token': session.csrfToken },
+    });
     expect(signout.status).toBe(204);
   });
 });
 
 /** A raw HTTP/1.1 request (for request targets fetch cannot send). */
-function rawGet(url: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
+function rawGet(
+  url: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined> }> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: hostname, port, path, method: 'GET', headers }, (res) => {
@@ -661,7 +735,7 @@ describe.each(DIALECTS)('security response headers on %s', (dialect: DialectName
     expect(responses.oauth.status).toBe(200);
   });
 
-  it('HTML pages have a strict Content-Security-Policy (default-src \'none\') and X-Frame-Options: DENY', async () => {
+  it("HTML pages have a strict Content-Security-Policy (default-src 'none') and X-Frame-Options: DENY", async () => {
     for (const path of ['/forgot-password', '/reset-password?token=nope', '/verify-email?token=nope']) {
       const response = await server.call('GET', path);
       expect(response.headers.get('content-type'), path).toMatch(/^text\/html/);

@@ -204,7 +204,9 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
 
       // Phase 1: 24 guesses at once from 12 addresses while the real user signs in three times.
       const guesses = attackers.flatMap((a, i) => [a.signIn(wrong(2 * i)), a.signIn(wrong(2 * i + 1))]);
-      const legit = [device, new Client(server, freshIp(), device.deviceCookie), device].map((d) => d.signIn({ email: account.email, password: account.password }));
+      const legit = [device, new Client(server, freshIp(), device.deviceCookie), device].map((d) =>
+        d.signIn({ email: account.email, password: account.password }),
+      );
       const [attack, real] = await Promise.all([Promise.all(guesses), Promise.all(legit)]);
       for (const reply of attack) expectInvalidCredentials(reply);
       for (const reply of real) {
@@ -224,7 +226,10 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
       expectInvalidCredentials(await ipClient(server).signIn({ username: account.username.toUpperCase(), password: account.password }));
 
       // The real user on the known device still gets in, from wherever the device is, while the attack goes on.
-      const [home, attackerMeanwhile] = await Promise.all([device.signIn({ email: account.email, password: account.password }), attackers[11].signIn(wrong(300))]);
+      const [home, attackerMeanwhile] = await Promise.all([
+        device.signIn({ email: account.email, password: account.password }),
+        attackers[11].signIn(wrong(300)),
+      ]);
       expect(home.status, JSON.stringify(home.body)).toBe(200);
       expectInvalidCredentials(attackerMeanwhile);
       const me = await device.call('GET', '/auth/me', { token: home.body.token });
@@ -235,7 +240,8 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
     it('keeps the account throttled for other sources after its real user signs in from a known device', async () => {
       const account = await signedUp(server);
       const device = await knownDevice(server, account);
-      for (let i = 0; i < ACCOUNT_MINUTE + 1; i++) expectInvalidCredentials(await ipClient(server).signIn({ email: account.email, password: `wrong-${i}-password` }));
+      for (let i = 0; i < ACCOUNT_MINUTE + 1; i++)
+        expectInvalidCredentials(await ipClient(server).signIn({ email: account.email, password: `wrong-${i}-password` }));
       expectInvalidCredentials(await ipClient(server).signIn({ email: account.email, password: account.password }));
 
       expect((await device.signIn({ email: account.email, password: account.password })).status).toBe(200);
@@ -278,7 +284,12 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
       const victims = [await signedUp(server), await signedUp(server), await signedUp(server)];
       const stuffer = ipClient(server);
       for (let i = 0; i < IP_FAILURES; i++) {
-        const login: Record<string, string> = i < victims.length ? { email: victims[i].email, password: 'leaked-other-site-pw' } : i % 2 ? { email: unknownEmail(), password: 'leaked-other-site-pw' } : { username: `leak_${i}_${randomBytes(3).toString('hex')}`, password: 'leaked-other-site-pw' };
+        const login: Record<string, string> =
+          i < victims.length
+            ? { email: victims[i].email, password: 'leaked-other-site-pw' }
+            : i % 2
+              ? { email: unknownEmail(), password: 'leaked-other-site-pw' }
+              : { username: `leak_${i}_${randomBytes(3).toString('hex')}`, password: 'leaked-other-site-pw' };
         expectInvalidCredentials(await stuffer.signIn(login));
       }
       // Past the budget: 429 for the source, even with a right password (which says nothing about the account).
@@ -330,7 +341,11 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
       const client = ipClient(server);
       const points = LIMIT_RULES['refresh.ip'].points;
       for (let batch = 0; batch < points; batch += 50) {
-        const replies = await Promise.all(Array.from({ length: Math.min(50, points - batch) }, () => client.call('POST', '/auth/token/refresh', { body: { refreshToken: randomBytes(32).toString('base64url') } })));
+        const replies = await Promise.all(
+          Array.from({ length: Math.min(50, points - batch) }, () =>
+            client.call('POST', '/auth/token/refresh', { body: { refreshToken: randomBytes(32).toString('base64url') } }),
+          ),
+        );
         for (const reply of replies) {
           expect(reply.status).toBe(401);
           expect(reply.body.code).toBe('invalid_refresh_token');
@@ -368,7 +383,10 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
         const setup = await owner.call('POST', '/auth/mfa/totp/setup', { token: session.token, body: { password: account.password } });
         expect(setup.status, JSON.stringify(setup.body)).toBe(200);
         const totp = totpFor(setup.body.secret);
-        const enabled = await owner.call('POST', '/auth/mfa/totp/enable', { token: session.token, body: { code: totp.generate({ timestamp: server.clock.now() }) } });
+        const enabled = await owner.call('POST', '/auth/mfa/totp/enable', {
+          token: session.token,
+          body: { code: totp.generate({ timestamp: server.clock.now() }) },
+        });
         expect(enabled.status, JSON.stringify(enabled.body)).toBe(200);
         return { ...account, code: () => totp.generate({ timestamp: server.clock.now() }), recoveryCodes: enabled.body.recoveryCodes as string[] };
       };
@@ -380,7 +398,8 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
         expect(reply.headers.get('set-cookie')).toBeNull();
         return reply.body.mfaToken;
       };
-      const verify = (client: Client, mfaToken: string, proof: Record<string, string>) => client.call('POST', '/auth/mfa/verify', { body: { mfaToken, ...proof } });
+      const verify = (client: Client, mfaToken: string, proof: Record<string, string>) =>
+        client.call('POST', '/auth/mfa/verify', { body: { mfaToken, ...proof } });
       const expectInvalidCode = (reply: Reply) => {
         expect(reply.status, JSON.stringify(reply.body)).toBe(401);
         expect(reply.body.code).toBe('invalid_code');
@@ -418,7 +437,12 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
 
       // One address guessing across accounts: past mfa.ip it gets 429, whatever it sends.
       const points = LIMIT_RULES['mfa.ip'].points;
-      for (const [account, count] of [[b, 5], [b, 5], [c, 5], [c, points - 26]] as const) {
+      for (const [account, count] of [
+        [b, 5],
+        [b, 5],
+        [c, 5],
+        [c, points - 26],
+      ] as const) {
         const token = await challenge(guesser, account);
         for (let i = 0; i < count; i++) await guess(account, token);
       }
@@ -483,7 +507,8 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
       const deviceB = await knownDevice(server, b);
       const cookieA = deviceA.deviceCookie!;
       for (const target of [a, b]) {
-        for (let i = 0; i < ACCOUNT_MINUTE; i++) expectInvalidCredentials(await ipClient(server).signIn({ email: target.email, password: `wrong-${i}-password` }));
+        for (let i = 0; i < ACCOUNT_MINUTE; i++)
+          expectInvalidCredentials(await ipClient(server).signIn({ email: target.email, password: `wrong-${i}-password` }));
       }
 
       // A's cookie with one character changed, in the signed payload or in the MAC.
@@ -569,7 +594,11 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
       const hashMs = (await metric(server, 'signet_hash_average_seconds')) * 1000;
       expect(hashMs).toBeGreaterThan(0);
 
-      const flood = Array.from({ length: 40 }, (_, i) => timed(() => ipClient(server).signIn(i % 2 ? { email: unknownEmail(), password: 'flood-password' } : { email: account.email, password: `flood-${i}-password` })));
+      const flood = Array.from({ length: 40 }, (_, i) =>
+        timed(() =>
+          ipClient(server).signIn(i % 2 ? { email: unknownEmail(), password: 'flood-password' } : { email: account.email, password: `flood-${i}-password` }),
+        ),
+      );
       // Once hashes are queued, the routes that must stay fast.
       const deadline = Date.now() + 5000;
       while (pool().queued === 0 && Date.now() < deadline) await new Promise((resolve) => setImmediate(resolve));
@@ -579,7 +608,10 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
       const results = await Promise.all(flood);
 
       const statuses = results.map((r) => r.reply.status);
-      expect(statuses.filter((s) => s !== 401 && s !== 503), `statuses: ${statuses.join(',')}`).toEqual([]);
+      expect(
+        statuses.filter((s) => s !== 401 && s !== 503),
+        `statuses: ${statuses.join(',')}`,
+      ).toEqual([]);
       const shed = results.filter((r) => r.reply.status === 503);
       const served = results.filter((r) => r.reply.status === 401);
       const detail = `503 in ${shed.map((r) => Math.round(r.ms)).join(',')} ms; 401 in ${served.map((r) => Math.round(r.ms)).join(',')} ms; one hash ${hashMs.toFixed(1)} ms`;
@@ -677,7 +709,16 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
       ] as const) {
         expect(reply.status, JSON.stringify(reply.body)).toBe(201);
         expect(reply.body).toEqual({
-          user: { id: expect.any(String), email: sent.email, emailVerified: false, username: sent.username, name: null, mfaEnabled: false, createdAt: expect.any(String), updatedAt: expect.any(String) },
+          user: {
+            id: expect.any(String),
+            email: sent.email,
+            emailVerified: false,
+            username: sent.username,
+            name: null,
+            mfaEnabled: false,
+            createdAt: expect.any(String),
+            updatedAt: expect.any(String),
+          },
           verificationRequired: true,
         });
         expect(reply.body.token).toBeUndefined();
@@ -691,7 +732,10 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
       // The owner is told; the would-be account was not created over theirs.
       await server.signet.services.lifecycle.settle();
       await server.signet.services.mailer.flush();
-      const notice = await smtp.waitFor((m) => m.rcptTo.includes(existing.email.toLowerCase()) && m.subject === 'Someone tried to sign up with your address', 5000);
+      const notice = await smtp.waitFor(
+        (m) => m.rcptTo.includes(existing.email.toLowerCase()) && m.subject === 'Someone tried to sign up with your address',
+        5000,
+      );
       expect(notice.text).not.toContain(again.password);
       const owner = await ipClient(server).signIn({ email: existing.email, password: existing.password });
       expect(owner.status).toBe(403);

@@ -61,7 +61,12 @@ interface Reply {
   headers: Headers;
 }
 
-async function send(server: TestServer, method: string, path: string, init: { body?: string | Uint8Array; headers?: Record<string, string> } = {}): Promise<Reply> {
+async function send(
+  server: TestServer,
+  method: string,
+  path: string,
+  init: { body?: string | Uint8Array; headers?: Record<string, string> } = {},
+): Promise<Reply> {
   const response = await fetch(server.url + path, { method, headers: init.headers ?? {}, body: init.body });
   const text = await response.text();
   let body: unknown = text;
@@ -170,7 +175,10 @@ describe.each(DIALECTS)('errors, headers and operational routes on %s', (dialect
     const PROBLEM = { accept: 'application/problem+json' };
 
     it('gives a validation error as problem details with code and details when asked', async () => {
-      const reply = await send(server, 'POST', '/auth/signin', { body: JSON.stringify({ password: 7 }), headers: { ...PROBLEM, 'content-type': 'application/json' } });
+      const reply = await send(server, 'POST', '/auth/signin', {
+        body: JSON.stringify({ password: 7 }),
+        headers: { ...PROBLEM, 'content-type': 'application/json' },
+      });
       expect(reply.status).toBe(400);
       expect(reply.headers.get('content-type')).toMatch(/^application\/problem\+json/);
       expect(reply.body).toEqual({
@@ -214,11 +222,18 @@ describe.each(DIALECTS)('errors, headers and operational routes on %s', (dialect
   });
 
   describe('X-Request-Id', () => {
-    it.each(['abc', 'A', 'req-123_4.5:6', '0192f0c4-7e3a-7b1c-8d2e-3f4a5b6c7d8e', 'x'.repeat(128)])('echoes a valid incoming id (%s) on success and on error', async (id) => {
-      expect((await send(server, 'GET', '/healthz', { headers: { 'x-request-id': id } })).headers.get('x-request-id')).toBe(id);
-      expect((await send(server, 'GET', '/nope', { headers: { 'x-request-id': id } })).headers.get('x-request-id')).toBe(id);
-      expect((await send(server, 'POST', '/auth/signin', { body: '{', headers: { 'x-request-id': id, 'content-type': 'application/json' } })).headers.get('x-request-id')).toBe(id);
-    });
+    it.each(['abc', 'A', 'req-123_4.5:6', '0192f0c4-7e3a-7b1c-8d2e-3f4a5b6c7d8e', 'x'.repeat(128)])(
+      'echoes a valid incoming id (%s) on success and on error',
+      async (id) => {
+        expect((await send(server, 'GET', '/healthz', { headers: { 'x-request-id': id } })).headers.get('x-request-id')).toBe(id);
+        expect((await send(server, 'GET', '/nope', { headers: { 'x-request-id': id } })).headers.get('x-request-id')).toBe(id);
+        expect(
+          (await send(server, 'POST', '/auth/signin', { body: '{', headers: { 'x-request-id': id, 'content-type': 'application/json' } })).headers.get(
+            'x-request-id',
+          ),
+        ).toBe(id);
+      },
+    );
 
     it.each([
       ['129 characters', 'x'.repeat(129)],
@@ -310,7 +325,18 @@ describe.each(DIALECTS)('errors, headers and operational routes on %s', (dialect
 
     it('answers another scheme or an empty Bearer value with 401 missing_token, no error parameter', async () => {
       const { token } = await session();
-      for (const authorization of [`Basic ${Buffer.from('user:pass').toString('base64')}`, 'Basic xxx', `Token ${token}`, `Digest ${token}`, `${token}`, 'Bearer', 'Bearer ', 'Bearer    ', 'Bearer\t', '']) {
+      for (const authorization of [
+        `Basic ${Buffer.from('user:pass').toString('base64')}`,
+        'Basic xxx',
+        `Token ${token}`,
+        `Digest ${token}`,
+        `${token}`,
+        'Bearer',
+        'Bearer ',
+        'Bearer    ',
+        'Bearer\t',
+        '',
+      ]) {
         const reply = await rawGet(server, '/auth/me', { authorization });
         expect(reply.status, JSON.stringify(authorization)).toBe(401);
         expectError(reply, 401, 'missing_token');
@@ -382,7 +408,17 @@ describe.each(DIALECTS)('errors, headers and operational routes on %s', (dialect
       const served = new Set(routeTable(server.signet.services).map((r) => `${r.method} ${r.path}`));
       const implemented = CONTRACT_ROUTES.filter((r) => served.has(r));
       // The routes this suite itself exercises are implemented; the list only grows.
-      expect(implemented).toEqual(expect.arrayContaining(['POST /auth/signup', 'POST /auth/signin', 'POST /auth/token/refresh', 'GET /auth/me', 'GET /healthz', 'GET /readyz', 'GET /openapi.json']));
+      expect(implemented).toEqual(
+        expect.arrayContaining([
+          'POST /auth/signup',
+          'POST /auth/signin',
+          'POST /auth/token/refresh',
+          'GET /auth/me',
+          'GET /healthz',
+          'GET /readyz',
+          'GET /openapi.json',
+        ]),
+      );
       for (const entry of implemented) {
         const [method, path] = entry.split(' ');
         const operation = document.paths?.[path.replace(/:(\w+)/g, '{$1}')]?.[method.toLowerCase()];
@@ -395,7 +431,12 @@ describe.each(DIALECTS)('errors, headers and operational routes on %s', (dialect
       for (const [path, item] of Object.entries(document.paths as Record<string, Record<string, unknown>>)) {
         for (const method of Object.keys(item).filter((k) => methods.includes(k))) {
           const concrete = path.replace(/\{\w+\}/g, '0192f0c4-0000-7000-8000-000000000000');
-          const probe = await send(server, method.toUpperCase(), concrete, method === 'get' || method === 'head' ? {} : { body: '{}', headers: { 'content-type': 'application/json' } });
+          const probe = await send(
+            server,
+            method.toUpperCase(),
+            concrete,
+            method === 'get' || method === 'head' ? {} : { body: '{}', headers: { 'content-type': 'application/json' } },
+          );
           expect(probe.body?.code, `${method.toUpperCase()} ${path} is documented but not routed`).not.toBe('not_found');
           expect(probe.body?.code, `${method.toUpperCase()} ${path} is documented but not routed`).not.toBe('method_not_allowed');
         }
@@ -429,7 +470,13 @@ describe.each(DIALECTS)('errors, headers and operational routes on %s', (dialect
         const reply = await send(server, method, path, init);
         const what = `${method} ${path.slice(0, 60)} → ${reply.status} ${reply.text.slice(0, 200)}`;
         expect(reply.status, what).toBeLessThan(500);
-        if (reply.status >= 400) expect(reply.body, what).toMatchObject({ statusCode: reply.status, error: REASON[reply.status], code: expect.stringMatching(/^[a-z]+(?:_[a-z]+)*$/), message: expect.any(String) });
+        if (reply.status >= 400)
+          expect(reply.body, what).toMatchObject({
+            statusCode: reply.status,
+            error: REASON[reply.status],
+            code: expect.stringMatching(/^[a-z]+(?:_[a-z]+)*$/),
+            message: expect.any(String),
+          });
         expectNoStackTrace(reply);
       }
       expect(({} as Record<string, unknown>).polluted).toBeUndefined();
@@ -443,13 +490,22 @@ describe.each(DIALECTS)('errors, headers and operational routes on %s', (dialect
       try {
         const body = JSON.stringify({ email: account.email, password: account.password });
         for (const accept of ['application/json', 'application/problem+json']) {
-          const reply = await send(server, 'POST', '/auth/signin', { body, headers: { 'content-type': 'application/json', accept, 'x-request-id': 'req-500' } });
+          const reply = await send(server, 'POST', '/auth/signin', {
+            body,
+            headers: { 'content-type': 'application/json', accept, 'x-request-id': 'req-500' },
+          });
           expect(reply.status).toBe(500);
           expect(reply.body.code).toBe('internal_error');
           if (accept === 'application/json') {
             expect(reply.body).toEqual({ statusCode: 500, error: 'Internal Server Error', message: expect.any(String), code: 'internal_error' });
           } else {
-            expect(reply.body).toEqual({ type: 'urn:signet:error:internal_error', title: 'Internal Server Error', status: 500, detail: expect.any(String), code: 'internal_error' });
+            expect(reply.body).toEqual({
+              type: 'urn:signet:error:internal_error',
+              title: 'Internal Server Error',
+              status: 500,
+              detail: expect.any(String),
+              code: 'internal_error',
+            });
           }
           expect(reply.headers.get('x-request-id')).toBe('req-500');
           expect(reply.text).not.toContain('boom');

@@ -77,7 +77,13 @@ class Rig {
   }
 
   async outbox(address: string) {
-    return this.server.signet.services.db.kysely.selectFrom('mail_outbox').selectAll().where('recipient', '=', address).orderBy('created_at').orderBy('id').execute();
+    return this.server.signet.services.db.kysely
+      .selectFrom('mail_outbox')
+      .selectAll()
+      .where('recipient', '=', address)
+      .orderBy('created_at')
+      .orderBy('id')
+      .execute();
   }
 
   async signUp(overrides: Record<string, unknown> = {}) {
@@ -221,7 +227,12 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
     describe('email verification', () => {
       it('answers sign-up with a 201 session response and mails a verification link to the address', async () => {
         const { account, response } = await rig.signUp();
-        expect(response.body).toMatchObject({ token: expect.any(String), tokenType: 'Bearer', refreshToken: expect.any(String), user: { email: account.email, emailVerified: false } });
+        expect(response.body).toMatchObject({
+          token: expect.any(String),
+          tokenType: 'Bearer',
+          refreshToken: expect.any(String),
+          user: { email: account.email, emailVerified: false },
+        });
         expect(decodeJwt(response.body.token).email_verified).toBe(false);
 
         const mail = await rig.mail(account.email, SUBJECT.verify);
@@ -289,7 +300,18 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
       it('refuses tampered, malformed and unknown verification tokens with exactly 400 invalid_token', async () => {
         const { account } = await rig.signUpWithSession();
         const token = linkToken(await rig.mail(account.email, SUBJECT.verify), 'verify-email');
-        for (const bad of [flipChar(token), flipChar(token, 42), token.slice(0, 42), `${token}A`, `${token.slice(0, 42)}=`, 'not-a-token', 'A'.repeat(43), '../../etc/passwd', "' OR 1=1 --", 'x'.repeat(2000)]) {
+        for (const bad of [
+          flipChar(token),
+          flipChar(token, 42),
+          token.slice(0, 42),
+          `${token}A`,
+          `${token.slice(0, 42)}=`,
+          'not-a-token',
+          'A'.repeat(43),
+          '../../etc/passwd',
+          "' OR 1=1 --",
+          'x'.repeat(2000),
+        ]) {
           expectInvalidToken(await rig.verify(bad), bad);
         }
         // None of that used up or spoiled the real token.
@@ -491,11 +513,34 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
       it('needs the right current password (401 invalid_credentials) and a strong new one (400 weak_password)', async () => {
         const { account, user, session } = await rig.signUpWithSession();
         const other = await rig.signInOk(account.email, account.password);
-        expectError(await rig.call('POST', '/auth/password/change', { token: session.token, body: { currentPassword: `${account.password}x`, newPassword: 'a-brand-new-passphrase' } }), 401, 'Unauthorized', 'invalid_credentials');
-        expectError(await rig.call('POST', '/auth/password/change', { token: session.token, body: { currentPassword: account.password, newPassword: 'password123' } }), 400, 'Bad Request', 'weak_password');
-        expectValidationFailed(await rig.call('POST', '/auth/password/change', { token: session.token, body: { currentPassword: account.password, newPassword: 'short' } }), ['newPassword']);
-        expectValidationFailed(await rig.call('POST', '/auth/password/change', { token: session.token, body: { newPassword: 'a-brand-new-passphrase' } }), ['currentPassword']);
-        expectError(await rig.call('POST', '/auth/password/change', { body: { currentPassword: account.password, newPassword: 'a-brand-new-passphrase' } }), 401, 'Unauthorized', 'missing_token');
+        expectError(
+          await rig.call('POST', '/auth/password/change', {
+            token: session.token,
+            body: { currentPassword: `${account.password}x`, newPassword: 'a-brand-new-passphrase' },
+          }),
+          401,
+          'Unauthorized',
+          'invalid_credentials',
+        );
+        expectError(
+          await rig.call('POST', '/auth/password/change', { token: session.token, body: { currentPassword: account.password, newPassword: 'password123' } }),
+          400,
+          'Bad Request',
+          'weak_password',
+        );
+        expectValidationFailed(
+          await rig.call('POST', '/auth/password/change', { token: session.token, body: { currentPassword: account.password, newPassword: 'short' } }),
+          ['newPassword'],
+        );
+        expectValidationFailed(await rig.call('POST', '/auth/password/change', { token: session.token, body: { newPassword: 'a-brand-new-passphrase' } }), [
+          'currentPassword',
+        ]);
+        expectError(
+          await rig.call('POST', '/auth/password/change', { body: { currentPassword: account.password, newPassword: 'a-brand-new-passphrase' } }),
+          401,
+          'Unauthorized',
+          'missing_token',
+        );
 
         // Nothing changed: both sessions live, the old password works, no notice was sent.
         await expectSessionAlive(rig, session, user.id);
@@ -530,7 +575,9 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
         const { account, session } = await rig.signUpWithSession();
         const token = await rig.resetToken(account.email);
         const newPassword = `${account.password}-changed`;
-        expect((await rig.call('POST', '/auth/password/change', { token: session.token, body: { currentPassword: account.password, newPassword } })).status).toBe(204);
+        expect(
+          (await rig.call('POST', '/auth/password/change', { token: session.token, body: { currentPassword: account.password, newPassword } })).status,
+        ).toBe(204);
         expectInvalidToken(await rig.reset(token, `${account.password}-via-old-link`), token);
         await rig.signInOk(account.email, newPassword);
       });
@@ -550,7 +597,12 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
         expect((await rig.me(session.token)).body).toEqual(response.body);
         const byUsername = await rig.call('POST', '/auth/signin', { body: { username: username.toUpperCase(), password: account.password } });
         expect(byUsername.status).toBe(200);
-        expectError(await rig.call('POST', '/auth/signin', { body: { username: account.username, password: account.password } }), 401, 'Unauthorized', 'invalid_credentials');
+        expectError(
+          await rig.call('POST', '/auth/signin', { body: { username: account.username, password: account.password } }),
+          401,
+          'Unauthorized',
+          'invalid_credentials',
+        );
       });
 
       it('applies the sign-up rules: bad username or name → 400 validation_failed listing every bad field, nothing changed', async () => {
@@ -558,7 +610,10 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
         expectValidationFailed(await rig.call('PATCH', '/auth/me', { token: session.token, body: { username: 'no spaces' } }), ['username']);
         expectValidationFailed(await rig.call('PATCH', '/auth/me', { token: session.token, body: { username: 'ab' } }), ['username']);
         expectValidationFailed(await rig.call('PATCH', '/auth/me', { token: session.token, body: { username: 'x'.repeat(33) } }), ['username']);
-        expectValidationFailed(await rig.call('PATCH', '/auth/me', { token: session.token, body: { username: 'ab', name: 'n'.repeat(101) } }), ['name', 'username']);
+        expectValidationFailed(await rig.call('PATCH', '/auth/me', { token: session.token, body: { username: 'ab', name: 'n'.repeat(101) } }), [
+          'name',
+          'username',
+        ]);
         expectValidationFailed(await rig.call('PATCH', '/auth/me', { token: session.token, body: { name: 'line\r\nbreak' } }), ['name']);
         expectValidationFailed(await rig.call('PATCH', '/auth/me', { token: session.token, body: { name: 42 } }), ['name']);
         const me = await rig.me(session.token);
@@ -568,8 +623,18 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
       it("answers 409 username_taken for another user's username in any case, but lets a user re-case their own", async () => {
         const other = await rig.signUpWithSession();
         const { account, session } = await rig.signUpWithSession();
-        expectError(await rig.call('PATCH', '/auth/me', { token: session.token, body: { username: other.account.username.toUpperCase() } }), 409, 'Conflict', 'username_taken');
-        expectError(await rig.call('PATCH', '/auth/me', { token: session.token, body: { username: other.account.username } }), 409, 'Conflict', 'username_taken');
+        expectError(
+          await rig.call('PATCH', '/auth/me', { token: session.token, body: { username: other.account.username.toUpperCase() } }),
+          409,
+          'Conflict',
+          'username_taken',
+        );
+        expectError(
+          await rig.call('PATCH', '/auth/me', { token: session.token, body: { username: other.account.username } }),
+          409,
+          'Conflict',
+          'username_taken',
+        );
         expect((await rig.me(session.token)).body.user.username).toBe(account.username);
 
         const recased = await rig.call('PATCH', '/auth/me', { token: session.token, body: { username: account.username.toUpperCase() } });
@@ -585,7 +650,15 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
 
         const sneaky = await rig.call('PATCH', '/auth/me', {
           token: session.token,
-          body: { name: 'Visible', emailVerified: true, email: 'owned@evil.test', id: '00000000-0000-7000-8000-000000000000', mfaEnabled: true, createdAt: '2000-01-01T00:00:00.000Z', password: 'hijacked-password-1' },
+          body: {
+            name: 'Visible',
+            emailVerified: true,
+            email: 'owned@evil.test',
+            id: '00000000-0000-7000-8000-000000000000',
+            mfaEnabled: true,
+            createdAt: '2000-01-01T00:00:00.000Z',
+            password: 'hijacked-password-1',
+          },
         });
         expect(sneaky.status).toBe(200);
         expect(sneaky.body.user).toEqual({ ...user, name: 'Visible', emailVerified: false, updatedAt: expect.any(String) });
@@ -675,7 +748,12 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
       it('refuses CR/LF inside an email address at forgot and resend with 400 validation_failed: nothing reaches a mail header', async () => {
         const { account } = await rig.signUpWithSession();
         await rig.mail(account.email, SUBJECT.verify);
-        const injections = [`${account.email}\r\nBcc: victim@evil.test`, `${account.email}\nBcc: victim@evil.test`, `${account.email}\rTo: victim@evil.test`, `victim@evil.test\r\n${account.email}`];
+        const injections = [
+          `${account.email}\r\nBcc: victim@evil.test`,
+          `${account.email}\nBcc: victim@evil.test`,
+          `${account.email}\rTo: victim@evil.test`,
+          `victim@evil.test\r\n${account.email}`,
+        ];
         for (const email of injections) {
           expectValidationFailed(await rig.forgot(email), ['email']);
           expectValidationFailed(await rig.resend(email), ['email']);
@@ -807,7 +885,16 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
       expect(response.status, JSON.stringify(response.body)).toBe(201);
       expect(response.headers.get('cache-control')).toBe('no-store');
       expect(response.body).toEqual({
-        user: { id: expect.any(String), email: account.email, emailVerified: false, username: account.username, name: 'Strict', mfaEnabled: false, createdAt: expect.any(String), updatedAt: expect.any(String) },
+        user: {
+          id: expect.any(String),
+          email: account.email,
+          emailVerified: false,
+          username: account.username,
+          name: 'Strict',
+          mfaEnabled: false,
+          createdAt: expect.any(String),
+          updatedAt: expect.any(String),
+        },
         verificationRequired: true,
       });
       expect(response.headers.get('set-cookie')).toBeNull();
@@ -819,7 +906,12 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
       const token = linkToken(await strict.mail(account.email, SUBJECT.verify), 'verify-email');
 
       expectError(await strict.signIn(account.email, account.password), 403, 'Forbidden', 'email_not_verified');
-      expectError(await strict.call('POST', '/auth/signin', { body: { username: account.username, password: account.password } }), 403, 'Forbidden', 'email_not_verified');
+      expectError(
+        await strict.call('POST', '/auth/signin', { body: { username: account.username, password: account.password } }),
+        403,
+        'Forbidden',
+        'email_not_verified',
+      );
       expectError(await strict.signIn(account.email, `${account.password}-wrong`), 401, 'Unauthorized', 'invalid_credentials');
 
       const verified = await strict.verify(token);
@@ -885,7 +977,11 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
       expect((await open.resend(account.email)).status).toBe(202);
       expect(await open.mails(account.email)).toHaveLength(0);
       expect(await open.outbox(account.email)).toHaveLength(0);
-      const tokens = await open.server.signet.services.db.kysely.selectFrom('account_tokens').selectAll().where('user_id', '=', response.body.user.id).execute();
+      const tokens = await open.server.signet.services.db.kysely
+        .selectFrom('account_tokens')
+        .selectAll()
+        .where('user_id', '=', response.body.user.id)
+        .execute();
       expect(tokens).toHaveLength(0);
       await open.signInOk(account.email, account.password);
     });

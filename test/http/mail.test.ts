@@ -37,7 +37,13 @@ async function deliver(server: TestServer): Promise<void> {
 }
 
 async function outbox(server: TestServer, recipient: string) {
-  return server.signet.services.db.kysely.selectFrom('mail_outbox').selectAll().where('recipient', '=', recipient).orderBy('created_at').orderBy('id').execute();
+  return server.signet.services.db.kysely
+    .selectFrom('mail_outbox')
+    .selectAll()
+    .where('recipient', '=', recipient)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
 }
 
 async function onlyRow(server: TestServer, recipient: string) {
@@ -151,7 +157,9 @@ describe.each(DIALECTS)('mail delivery on %s', (dialect: DialectName) => {
         expectAccepted(await server.call('POST', '/auth/password/forgot', { body: { email: account.email } }));
         await deliver(server);
         const [mail] = await received(account.email, 'Neues Passwort für Acme');
-        expect(mail.text).toBe(`Hallo ${account.email}, hier entlang: ${publicUrl}/reset-password?token=${tokenIn(mail.text, 'reset-password', publicUrl)} (gültig 30 minutes)\n`);
+        expect(mail.text).toBe(
+          `Hallo ${account.email}, hier entlang: ${publicUrl}/reset-password?token=${tokenIn(mail.text, 'reset-password', publicUrl)} (gültig 30 minutes)\n`,
+        );
         // The HTML part, not overridden, is the built-in one with the same link.
         expect(mail.html).toContain(`href="${publicUrl}/reset-password?token=`);
         // The verification mail, not overridden at all, keeps the built-in subject and the new base URL.
@@ -190,7 +198,15 @@ describe.each(DIALECTS)('mail delivery on %s', (dialect: DialectName) => {
       const [mail] = await received(account.email, SUBJECT.verify);
       const token = tokenIn(mail.text, 'verify-email');
       const row = await onlyRow(server, account.email);
-      expect(row).toMatchObject({ template: 'verify-email', subject: SUBJECT.verify, attempts: 0, text_body: null, html_body: null, failed_at: null, last_error: null });
+      expect(row).toMatchObject({
+        template: 'verify-email',
+        subject: SUBJECT.verify,
+        attempts: 0,
+        text_body: null,
+        html_body: null,
+        failed_at: null,
+        last_error: null,
+      });
       expect(row.sent_at).not.toBeNull();
       const tokens = await server.signet.services.db.kysely.selectFrom('account_tokens').selectAll().where('user_id', '=', response.body.user.id).execute();
       expect(JSON.stringify([row, tokens])).not.toContain(token);
@@ -219,7 +235,7 @@ describe.each(DIALECTS)('mail delivery on %s', (dialect: DialectName) => {
         [2, 2000],
         [3, 4000],
       ]) {
-        server.clock.advance((backoff / 2) / 1000);
+        server.clock.advance(backoff / 2 / 1000);
         const before = server.clock.now();
         await server.signet.services.mailer.flush();
         row = await onlyRow(server, account.email);
@@ -357,7 +373,10 @@ describe.each(DIALECTS)('mail delivery on %s', (dialect: DialectName) => {
         const all = readdirSync(dir).filter((f) => f.endsWith('.eml'));
         expect(all).toHaveLength(2);
         const texts = await Promise.all(all.map(async (f) => (await simpleParser(readFileSync(join(dir, f)))).text ?? ''));
-        tokenIn(texts.find((t) => t.includes('/reset-password?token='))!, 'reset-password');
+        tokenIn(
+          texts.find((t) => t.includes('/reset-password?token='))!,
+          'reset-password',
+        );
         expect(smtp.to(account.email)).toHaveLength(0);
       } finally {
         rmSync(dataDir, { recursive: true, force: true });

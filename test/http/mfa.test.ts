@@ -144,7 +144,11 @@ describe.each(DIALECTS)('TOTP two-factor authentication on %s', (dialect: Dialec
       expect(uri.searchParams.get('issuer')).toBeTruthy();
       expect(otpauthUri).toContain('issuer=');
       expect(decodeURIComponent(uri.pathname)).toContain(user.email);
-      for (const [param, value] of [['algorithm', 'SHA1'], ['digits', '6'], ['period', '30']]) {
+      for (const [param, value] of [
+        ['algorithm', 'SHA1'],
+        ['digits', '6'],
+        ['period', '30'],
+      ]) {
         const given = uri.searchParams.get(param);
         if (given !== null) expect(given).toBe(value);
       }

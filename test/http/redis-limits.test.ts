@@ -169,24 +169,30 @@ describe.skipIf(!redisUrl)('rate limits shared through Redis by two Signet insta
     if (admin) await cleanUp(admin);
   });
 
-  it.skipIf(!postgresUrl)('adds up failures for one account across instances on one database: the account throttle holds on both (needs PostgreSQL)', async () => {
-    const target = account();
-    await signUp(a, target);
-    const minute = LIMIT_RULES['signin.account.minute'].points;
-    // Neither instance sees five failures on its own; together they do.
-    for (let i = 0; i < minute; i++) expectInvalidCredentials(await signIn(i % 2 ? b : a, freshIp(), { email: target.email, password: `wrong-${i}-password` }));
-    expectInvalidCredentials(await signIn(a, freshIp(), { email: target.email, password: target.password }));
-    expectInvalidCredentials(await signIn(b, freshIp(), { username: target.username, password: target.password }));
+  it.skipIf(!postgresUrl)(
+    'adds up failures for one account across instances on one database: the account throttle holds on both (needs PostgreSQL)',
+    async () => {
+      const target = account();
+      await signUp(a, target);
+      const minute = LIMIT_RULES['signin.account.minute'].points;
+      // Neither instance sees five failures on its own; together they do.
+      for (let i = 0; i < minute; i++)
+        expectInvalidCredentials(await signIn(i % 2 ? b : a, freshIp(), { email: target.email, password: `wrong-${i}-password` }));
+      expectInvalidCredentials(await signIn(a, freshIp(), { email: target.email, password: target.password }));
+      expectInvalidCredentials(await signIn(b, freshIp(), { username: target.username, password: target.password }));
 
-    // Control: one failure fewer, split the same way, leaves the account open on both.
-    const open = account();
-    await signUp(b, open);
-    for (let i = 0; i < minute - 1; i++) expectInvalidCredentials(await signIn(i % 2 ? b : a, freshIp(), { email: open.email, password: `wrong-${i}-password` }));
-    expect((await signIn(b, freshIp(), { email: open.email, password: open.password })).status).toBe(200);
-    // That success cleared the shared counters for both: four more failures still leave it open.
-    for (let i = 0; i < minute - 1; i++) expectInvalidCredentials(await signIn(i % 2 ? a : b, freshIp(), { email: open.email, password: `again-${i}-password` }));
-    expect((await signIn(a, freshIp(), { email: open.email, password: open.password })).status).toBe(200);
-  });
+      // Control: one failure fewer, split the same way, leaves the account open on both.
+      const open = account();
+      await signUp(b, open);
+      for (let i = 0; i < minute - 1; i++)
+        expectInvalidCredentials(await signIn(i % 2 ? b : a, freshIp(), { email: open.email, password: `wrong-${i}-password` }));
+      expect((await signIn(b, freshIp(), { email: open.email, password: open.password })).status).toBe(200);
+      // That success cleared the shared counters for both: four more failures still leave it open.
+      for (let i = 0; i < minute - 1; i++)
+        expectInvalidCredentials(await signIn(i % 2 ? a : b, freshIp(), { email: open.email, password: `again-${i}-password` }));
+      expect((await signIn(a, freshIp(), { email: open.email, password: open.password })).status).toBe(200);
+    },
+  );
 
   it('adds up failures for an unknown identifier across instances: throttled at the same shared count', async () => {
     const email = unknownEmail();
@@ -310,7 +316,8 @@ describe('rate limits when Redis is unreachable (fall back to per-instance memor
 
     // The per-address failure budget, from memory.
     const ip = freshIp();
-    for (let i = 0; i < LIMIT_RULES['signin.ip.failures'].points; i++) expectInvalidCredentials(await call(() => signIn(s, ip, { email: unknownEmail(), password: 'sprayed-password' })));
+    for (let i = 0; i < LIMIT_RULES['signin.ip.failures'].points; i++)
+      expectInvalidCredentials(await call(() => signIn(s, ip, { email: unknownEmail(), password: 'sprayed-password' })));
     expectRateLimited(await call(() => signIn(s, ip, { email: unknownEmail(), password: 'sprayed-password' })), 'signin.ip.failures');
 
     // A per-route limit (limitClient), from memory.
@@ -321,7 +328,10 @@ describe('rate limits when Redis is unreachable (fall back to per-instance memor
       expect(reply.status).toBe(401);
       expect(reply.body.code).toBe('invalid_mfa_token');
     }
-    expectRateLimited(await call(() => from(s, mfaIp, 'POST', '/auth/mfa/verify', { mfaToken: randomBytes(32).toString('base64url'), code: '123456' })), 'mfa.ip');
+    expectRateLimited(
+      await call(() => from(s, mfaIp, 'POST', '/auth/mfa/verify', { mfaToken: randomBytes(32).toString('base64url'), code: '123456' })),
+      'mfa.ip',
+    );
     expectNoOutageSymptoms(seen);
   });
 
@@ -357,7 +367,8 @@ async function outage(s: TestServer, relay: { cut: () => Promise<void> }): Promi
   for (let i = 0; i < minute; i++) expectInvalidCredentials(await call(() => signIn(s, freshIp(), { email: user.email, password: `wrong-${i}-password` })));
   expectInvalidCredentials(await call(() => signIn(s, freshIp(), { email: user.email, password: user.password })));
   const ip = freshIp();
-  for (let i = 0; i < LIMIT_RULES['signin.ip.failures'].points; i++) expectInvalidCredentials(await call(() => signIn(s, ip, { email: unknownEmail(), password: 'sprayed-password' })));
+  for (let i = 0; i < LIMIT_RULES['signin.ip.failures'].points; i++)
+    expectInvalidCredentials(await call(() => signIn(s, ip, { email: unknownEmail(), password: 'sprayed-password' })));
   expectRateLimited(await call(() => signIn(s, ip, { email: unknownEmail(), password: 'sprayed-password' })), 'signin.ip.failures');
   expect((await call(() => s.call('GET', '/healthz'))).status).toBe(200);
   expectNoOutageSymptoms(seen);

@@ -164,7 +164,11 @@ describe.each(DIALECTS)('password hash upgrade on sign-in on %s', (dialect) => {
   }
 
   async function storedHash(email: string): Promise<string> {
-    const row = await server.signet.services.db.kysely.selectFrom('users').select('password_hash').where('email_key', '=', email.toLowerCase()).executeTakeFirstOrThrow();
+    const row = await server.signet.services.db.kysely
+      .selectFrom('users')
+      .select('password_hash')
+      .where('email_key', '=', email.toLowerCase())
+      .executeTakeFirstOrThrow();
     return row.password_hash;
   }
 

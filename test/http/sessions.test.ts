@@ -27,7 +27,13 @@ interface Account {
 }
 
 function session(body: any): Session {
-  return { token: body.token, refreshToken: body.refreshToken, refreshExpiresIn: body.refreshExpiresIn, sid: decodeJwt(body.token).sid as string, userId: body.user.id };
+  return {
+    token: body.token,
+    refreshToken: body.refreshToken,
+    refreshExpiresIn: body.refreshExpiresIn,
+    sid: decodeJwt(body.token).sid as string,
+    userId: body.user.id,
+  };
 }
 
 async function signUp(server: TestServer, userAgent = 'SignetTest/1.0 (sign-up)'): Promise<{ account: Account; session: Session }> {
@@ -38,7 +44,10 @@ async function signUp(server: TestServer, userAgent = 'SignetTest/1.0 (sign-up)'
 }
 
 async function signIn(server: TestServer, account: Account, userAgent = 'SignetTest/1.0 (sign-in)'): Promise<Session> {
-  const response = await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password }, headers: { 'user-agent': userAgent } });
+  const response = await server.call('POST', '/auth/signin', {
+    body: { email: account.email, password: account.password },
+    headers: { 'user-agent': userAgent },
+  });
   expect(response.status).toBe(200);
   return session(response.body);
 }
@@ -94,8 +103,17 @@ describe.each(DIALECTS)('sessions and refresh tokens on %s', (dialect) => {
 
   async function liveTokenCount(sid: string): Promise<{ live: number; total: number }> {
     const kysely = server.signet.services.db.kysely;
-    const live = await kysely.selectFrom('refresh_tokens').select((eb) => eb.fn.countAll().as('n')).where('session_id', '=', sid).where('rotated_at', 'is', null).executeTakeFirstOrThrow();
-    const total = await kysely.selectFrom('refresh_tokens').select((eb) => eb.fn.countAll().as('n')).where('session_id', '=', sid).executeTakeFirstOrThrow();
+    const live = await kysely
+      .selectFrom('refresh_tokens')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('session_id', '=', sid)
+      .where('rotated_at', 'is', null)
+      .executeTakeFirstOrThrow();
+    const total = await kysely
+      .selectFrom('refresh_tokens')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('session_id', '=', sid)
+      .executeTakeFirstOrThrow();
     return { live: Number(live.n), total: Number(total.n) };
   }
 
@@ -104,7 +122,13 @@ describe.each(DIALECTS)('sessions and refresh tokens on %s', (dialect) => {
     const response = await server.call('POST', '/auth/signup', { body: account });
     expect(response.status).toBe(201);
     expect(response.headers.get('cache-control')).toBe('no-store');
-    expect(response.body).toMatchObject({ tokenType: 'Bearer', expiresIn: 900, refreshExpiresIn: 2592000, token: expect.any(String), refreshToken: expect.stringMatching(REFRESH_TOKEN) });
+    expect(response.body).toMatchObject({
+      tokenType: 'Bearer',
+      expiresIn: 900,
+      refreshExpiresIn: 2592000,
+      token: expect.any(String),
+      refreshToken: expect.stringMatching(REFRESH_TOKEN),
+    });
     const signin = await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password } });
     expect(signin.body).toMatchObject({ tokenType: 'Bearer', expiresIn: 900, refreshExpiresIn: 2592000 });
   });
@@ -122,7 +146,14 @@ describe.each(DIALECTS)('sessions and refresh tokens on %s', (dialect) => {
     expect(sessions).toHaveLength(3);
     expect(sessions.map((s) => s.id).sort()).toEqual([first.sid, second.sid, third.sid].sort());
     for (const s of sessions) {
-      expect(s).toEqual({ id: expect.stringMatching(UUID), createdAt: expect.any(String), lastUsedAt: expect.any(String), userAgent: expect.any(String), ip: '127.0.0.1', current: expect.any(Boolean) });
+      expect(s).toEqual({
+        id: expect.stringMatching(UUID),
+        createdAt: expect.any(String),
+        lastUsedAt: expect.any(String),
+        userAgent: expect.any(String),
+        ip: '127.0.0.1',
+        current: expect.any(Boolean),
+      });
       expect(new Date(s.createdAt).toISOString()).toBe(s.createdAt);
       expect(new Date(s.lastUsedAt).toISOString()).toBe(s.lastUsedAt);
     }
@@ -144,7 +175,13 @@ describe.each(DIALECTS)('sessions and refresh tokens on %s', (dialect) => {
     const response = await refresh(server, s0.refreshToken);
     expect(response.status).toBe(200);
     expect(response.headers.get('cache-control')).toBe('no-store');
-    expect(response.body).toMatchObject({ tokenType: 'Bearer', expiresIn: 900, refreshToken: expect.stringMatching(REFRESH_TOKEN), refreshExpiresIn: 2592000, user: { id: s0.userId } });
+    expect(response.body).toMatchObject({
+      tokenType: 'Bearer',
+      expiresIn: 900,
+      refreshToken: expect.stringMatching(REFRESH_TOKEN),
+      refreshExpiresIn: 2592000,
+      user: { id: s0.userId },
+    });
     const s1 = session(response.body);
     expect(s1.refreshToken).not.toBe(s0.refreshToken);
     expect(s1.token).not.toBe(s0.token);

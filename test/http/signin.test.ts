@@ -16,7 +16,11 @@ describe.each(DIALECTS)('sign-up, sign-in and /auth/me on %s', (dialect) => {
     const signup = await server.call('POST', '/auth/signup', { body: account });
     expect(signup.status).toBe(201);
     expect(signup.headers.get('cache-control')).toBe('no-store');
-    expect(signup.body).toMatchObject({ tokenType: 'Bearer', expiresIn: 900, user: { email: account.email, username: account.username, name: 'Ada Lovelace', emailVerified: false, mfaEnabled: false } });
+    expect(signup.body).toMatchObject({
+      tokenType: 'Bearer',
+      expiresIn: 900,
+      user: { email: account.email, username: account.username, name: 'Ada Lovelace', emailVerified: false, mfaEnabled: false },
+    });
     expect(signup.body.refreshToken).toMatch(/^[A-Za-z0-9_-]{43}$/);
     expect(JSON.stringify(signup.body)).not.toMatch(/argon2|password/i);
 
@@ -60,7 +64,11 @@ describe.each(DIALECTS)('sign-up, sign-in and /auth/me on %s', (dialect) => {
     const statuses = results.map((r) => r.status).sort();
     expect(statuses).toEqual([201, 409, 409, 409, 409, 409, 409, 409]);
     expect(results.filter((r) => r.status === 409).every((r) => r.body.code === 'email_taken')).toBe(true);
-    const count = await server.signet.services.db.kysely.selectFrom('users').select((eb) => eb.fn.countAll().as('n')).where('email_key', '=', email.toLowerCase()).executeTakeFirstOrThrow();
+    const count = await server.signet.services.db.kysely
+      .selectFrom('users')
+      .select((eb) => eb.fn.countAll().as('n'))
+      .where('email_key', '=', email.toLowerCase())
+      .executeTakeFirstOrThrow();
     expect(Number(count.n)).toBe(1);
   });
 

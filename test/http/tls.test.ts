@@ -60,7 +60,9 @@ describe.skipIf(!HAVE_OPENSSL)('direct TLS (TLS_CERT / TLS_KEY)', () => {
     dir = mkdtempSync(join(tmpdir(), 'signet-tls-'));
     cert = join(dir, 'c.pem');
     key = join(dir, 'k.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], { stdio: 'pipe' });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1'], {
+      stdio: 'pipe',
+    });
     server = await startTestServer('sqlite', { tlsCert: cert, tlsKey: key });
   });
   afterAll(async () => {

@@ -53,7 +53,12 @@ async function expectInvalidToken(server: TestServer, token: string): Promise<vo
 }
 
 /** Signs any header and payload with jose (no claim defaults, no header checks beyond jose's own). */
-async function signWith(key: Parameters<CompactSign['sign']>[0], header: CompactJWSHeaderParameters, payload: Claims, crit?: Record<string, boolean>): Promise<string> {
+async function signWith(
+  key: Parameters<CompactSign['sign']>[0],
+  header: CompactJWSHeaderParameters,
+  payload: Claims,
+  crit?: Record<string, boolean>,
+): Promise<string> {
   return new CompactSign(bytes(JSON.stringify(payload))).setProtectedHeader(header).sign(key, crit ? { crit } : undefined);
 }
 
@@ -97,19 +102,40 @@ const forgeries: [string, Forge][] = [
       return signWith(secret, { alg: 'HS256', typ: 'at+jwt', kid: r.kid }, r.payload);
     },
   ]),
-  ['RS256 signed by a different RSA key under the server\'s kid', (r) => attackerRs256({ kid: r.kid }, r.payload)],
-  ['ES256 signed by another key under the server\'s kid (an algorithm other than the configured one)', async (r) => signWith((await attackerEc).privateKey, { alg: 'ES256', typ: 'at+jwt', kid: r.kid }, r.payload)],
+  ["RS256 signed by a different RSA key under the server's kid", (r) => attackerRs256({ kid: r.kid }, r.payload)],
+  [
+    "ES256 signed by another key under the server's kid (an algorithm other than the configured one)",
+    async (r) => signWith((await attackerEc).privateKey, { alg: 'ES256', typ: 'at+jwt', kid: r.kid }, r.payload),
+  ],
   ['an unknown kid', (r) => attackerRs256({ kid: 'unknown-kid-0000' }, r.payload)],
-  ['the real token with its kid header changed to an unknown one', (r) => `${b64({ ...r.header, kid: 'unknown-kid-0000' })}.${segments(r.token)[1]}.${segments(r.token)[2]}`],
+  [
+    'the real token with its kid header changed to an unknown one',
+    (r) => `${b64({ ...r.header, kid: 'unknown-kid-0000' })}.${segments(r.token)[1]}.${segments(r.token)[2]}`,
+  ],
   ['a header-embedded jwk of the signing (attacker) key', async (r) => attackerRs256({ kid: r.kid, jwk: await attackerPublicJwk() }, r.payload)],
-  ['a jku pointing at the attacker\'s key set', (r) => attackerRs256({ kid: r.kid, jku: 'https://attacker.example/jwks.json' }, r.payload)],
-  ['an x5u pointing at the attacker\'s certificate', (r) => attackerRs256({ kid: r.kid, x5u: 'https://attacker.example/cert.pem' }, r.payload)],
-  ['an x5c carrying the attacker\'s certificate chain', (r) => attackerRs256({ kid: r.kid, x5c: ['MIIBszCCAVmgAwIBAgIUQ2F0dGFja2VyIGNlcnQ='] }, r.payload)],
-  ['a tampered payload (another user\'s sub, signature kept)', (r) => `${segments(r.token)[0]}.${b64({ ...r.payload, sub: r.other.payload.sub })}.${segments(r.token)[2]}`],
-  ['a tampered payload (another user\'s sub and sid, signature kept)', (r) => `${segments(r.token)[0]}.${b64({ ...r.payload, sub: r.other.payload.sub, sid: r.other.payload.sid })}.${segments(r.token)[2]}`],
-  ['a tampered payload (email_verified flipped, signature kept)', (r) => `${segments(r.token)[0]}.${b64({ ...r.payload, email_verified: true })}.${segments(r.token)[2]}`],
-  ['a tampered payload (exp pushed out a year, signature kept)', (r) => `${segments(r.token)[0]}.${b64({ ...r.payload, exp: (r.payload.exp as number) + 365 * 86400 })}.${segments(r.token)[2]}`],
-  ['another valid token\'s signature spliced onto this header and payload', (r) => `${segments(r.token)[0]}.${segments(r.token)[1]}.${segments(r.other.token)[2]}`],
+  ["a jku pointing at the attacker's key set", (r) => attackerRs256({ kid: r.kid, jku: 'https://attacker.example/jwks.json' }, r.payload)],
+  ["an x5u pointing at the attacker's certificate", (r) => attackerRs256({ kid: r.kid, x5u: 'https://attacker.example/cert.pem' }, r.payload)],
+  ["an x5c carrying the attacker's certificate chain", (r) => attackerRs256({ kid: r.kid, x5c: ['MIIBszCCAVmgAwIBAgIUQ2F0dGFja2VyIGNlcnQ='] }, r.payload)],
+  [
+    "a tampered payload (another user's sub, signature kept)",
+    (r) => `${segments(r.token)[0]}.${b64({ ...r.payload, sub: r.other.payload.sub })}.${segments(r.token)[2]}`,
+  ],
+  [
+    "a tampered payload (another user's sub and sid, signature kept)",
+    (r) => `${segments(r.token)[0]}.${b64({ ...r.payload, sub: r.other.payload.sub, sid: r.other.payload.sid })}.${segments(r.token)[2]}`,
+  ],
+  [
+    'a tampered payload (email_verified flipped, signature kept)',
+    (r) => `${segments(r.token)[0]}.${b64({ ...r.payload, email_verified: true })}.${segments(r.token)[2]}`,
+  ],
+  [
+    'a tampered payload (exp pushed out a year, signature kept)',
+    (r) => `${segments(r.token)[0]}.${b64({ ...r.payload, exp: (r.payload.exp as number) + 365 * 86400 })}.${segments(r.token)[2]}`,
+  ],
+  [
+    "another valid token's signature spliced onto this header and payload",
+    (r) => `${segments(r.token)[0]}.${segments(r.token)[1]}.${segments(r.other.token)[2]}`,
+  ],
   ['a truncated signature', (r) => r.token.slice(0, -10)],
   ['a signature cut by one character', (r) => r.token.slice(0, -1)],
   ['an empty signature', (r) => `${segments(r.token)[0]}.${segments(r.token)[1]}.`],
@@ -118,9 +144,19 @@ const forgeries: [string, Forge][] = [
   ['four segments (a real token with an extra segment)', (r) => `${r.token}.${segments(r.token)[2]}`],
   ['four segments (an empty fourth segment)', (r) => `${r.token}.`],
   ['a single segment', (r) => segments(r.token)[1]],
-  ['the standard base64 alphabet (+ and /) instead of base64url', (r) => r.token.split('.').map((s) => s.replace(/-/g, '+').replace(/_/g, '/')).join('.')],
+  [
+    'the standard base64 alphabet (+ and /) instead of base64url',
+    (r) =>
+      r.token
+        .split('.')
+        .map((s) => s.replace(/-/g, '+').replace(/_/g, '/'))
+        .join('.'),
+  ],
   ['base64 "=" padding on the signature', (r) => `${r.token}==`],
-  ['a "!" inside the payload segment', (r) => `${segments(r.token)[0]}.${segments(r.token)[1].slice(0, 10)}!${segments(r.token)[1].slice(10)}.${segments(r.token)[2]}`],
+  [
+    'a "!" inside the payload segment',
+    (r) => `${segments(r.token)[0]}.${segments(r.token)[1].slice(0, 10)}!${segments(r.token)[1].slice(10)}.${segments(r.token)[2]}`,
+  ],
   ['a non-ASCII character inside the signature', (r) => `${r.token.slice(0, -5)}é${r.token.slice(-4)}`],
   ['a header that is not JSON', (r) => `${b64('not json')}.${segments(r.token)[1]}.${segments(r.token)[2]}`],
   ['plain garbage', () => 'not-a-jwt'],
@@ -295,7 +331,9 @@ describe.each(DIALECTS)('access-token claim checks in HS256 mode (JWT_SECRET) on
   it('signs HS256 access tokens (typ at+jwt, a kid) and publishes an empty JWKS', async () => {
     const { token } = await signUp(server);
     expect(decodeProtectedHeader(token)).toEqual({ alg: 'HS256', typ: 'at+jwt', kid: expect.any(String) });
-    await expect(jwtVerify(token, secret, { issuer: ISSUER, audience: AUDIENCE, typ: 'at+jwt', algorithms: ['HS256'], currentDate: new Date(server.clock.now()) })).resolves.toBeTruthy();
+    await expect(
+      jwtVerify(token, secret, { issuer: ISSUER, audience: AUDIENCE, typ: 'at+jwt', algorithms: ['HS256'], currentDate: new Date(server.clock.now()) }),
+    ).resolves.toBeTruthy();
     const jwks = await server.call('GET', '/.well-known/jwks.json');
     expect(jwks.status).toBe(200);
     expect(jwks.body).toEqual({ keys: [] });
@@ -322,22 +360,33 @@ describe.each(DIALECTS)('access-token claim checks in HS256 mode (JWT_SECRET) on
     ['an iss that differs by a trailing slash', () => signWith(secret, header(), { ...claims(), iss: `${ISSUER}/` })],
     ['a wrong aud', () => signWith(secret, header(), { ...claims(), aud: 'http://other.test' })],
     ['no aud', () => signWith(secret, header(), without(claims(), 'aud'))],
-    ['an aud list without Signet\'s audience', () => signWith(secret, header(), { ...claims(), aud: ['http://other.test', 'http://third.test'] })],
+    ["an aud list without Signet's audience", () => signWith(secret, header(), { ...claims(), aud: ['http://other.test', 'http://third.test'] })],
     ['no exp', () => signWith(secret, header(), without(claims(), 'exp'))],
     ['a non-numeric exp', () => signWith(secret, header(), { ...claims(), exp: String((claims().exp as number) + 0) })],
     ['no iat', () => signWith(secret, header(), without(claims(), 'iat'))],
     ['no sub', () => signWith(secret, header(), without(claims(), 'sub'))],
     ['no sid', () => signWith(secret, header(), without(claims(), 'sid'))],
-    ['exp more than 60 s in the past', () => {
-      const now = Math.floor(server.clock.now() / 1000);
-      return signWith(secret, header(), { ...claims(), iat: now - 1000, exp: now - 65 });
-    }],
+    [
+      'exp more than 60 s in the past',
+      () => {
+        const now = Math.floor(server.clock.now() / 1000);
+        return signWith(secret, header(), { ...claims(), iat: now - 1000, exp: now - 65 });
+      },
+    ],
     ['nbf more than 60 s in the future', () => signWith(secret, header(), { ...claims(), nbf: Math.floor(server.clock.now() / 1000) + 65 })],
     ['typ "JWT"', () => signWith(secret, { ...header(), typ: 'JWT' }, claims())],
     ['no typ', () => signWith(secret, { alg: 'HS256', kid }, claims())],
     ['a crit header', () => signWith(secret, { ...header(), crit: ['urn:signet:test'], 'urn:signet:test': true }, claims(), { 'urn:signet:test': true })],
     ['a jwk header', async () => signWith(secret, { ...header(), jwk: await attackerPublicJwk() }, claims())],
-    ['a jwk header holding the secret as an oct key', () => signWith(secret, { ...header(), jwk: { kty: 'oct', k: Buffer.from(HS_SECRET).toString('base64url') } } as unknown as CompactJWSHeaderParameters, claims())],
+    [
+      'a jwk header holding the secret as an oct key',
+      () =>
+        signWith(
+          secret,
+          { ...header(), jwk: { kty: 'oct', k: Buffer.from(HS_SECRET).toString('base64url') } } as unknown as CompactJWSHeaderParameters,
+          claims(),
+        ),
+    ],
     ['a jku header', () => signWith(secret, { ...header(), jku: 'https://attacker.example/jwks.json' }, claims())],
     ['an x5u header', () => signWith(secret, { ...header(), x5u: 'https://attacker.example/cert.pem' }, claims())],
     ['an x5c header', () => signWith(secret, { ...header(), x5c: ['MIIBszCCAVmgAwIBAgIUQ2F0dGFja2VyIGNlcnQ='] }, claims())],

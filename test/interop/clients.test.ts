@@ -66,7 +66,14 @@ describe.each(DIALECTS)('interoperability with widely used clients on %s', (dial
     const client: oauth.Client = { client_id: 'first-party-app' };
     const auth = oauth.None();
     const options = { [oauth.allowInsecureRequests]: true };
-    const passwordResponse = await oauth.genericTokenEndpointRequest(as, client, auth, 'password', new URLSearchParams({ username: account.email, password: account.password }), options);
+    const passwordResponse = await oauth.genericTokenEndpointRequest(
+      as,
+      client,
+      auth,
+      'password',
+      new URLSearchParams({ username: account.email, password: account.password }),
+      options,
+    );
     const tokens = await oauth.processGenericTokenEndpointResponse(as, client, passwordResponse);
     expect(tokens.token_type).toBe('bearer');
     expect(tokens.expires_in).toBe(900);
@@ -79,7 +86,14 @@ describe.each(DIALECTS)('interoperability with widely used clients on %s', (dial
     expect(me.status).toBe(200);
     expect(me.body.user.email).toBe(account.email);
 
-    const wrong = await oauth.genericTokenEndpointRequest(as, client, auth, 'password', new URLSearchParams({ username: account.email, password: 'not the password' }), options);
+    const wrong = await oauth.genericTokenEndpointRequest(
+      as,
+      client,
+      auth,
+      'password',
+      new URLSearchParams({ username: account.email, password: 'not the password' }),
+      options,
+    );
     await expect(oauth.processGenericTokenEndpointResponse(as, client, wrong)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 });

@@ -42,7 +42,8 @@ describe('signet/verify against a running Signet', () => {
     await server.close();
   });
 
-  const signIn = async () => (await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password } })).body as { token: string; refreshToken: string };
+  const signIn = async () =>
+    (await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password } })).body as { token: string; refreshToken: string };
 
   it('refuses to be constructed without issuer, audience and an algorithm allow-list', () => {
     expect(() => createVerifier({} as never)).toThrow(TypeError);
@@ -59,9 +60,18 @@ describe('signet/verify against a running Signet', () => {
     const claims = await verifier.verify(token);
     expect(claims.iss).toBe(issuer);
     expect(claims.sid).toBeTypeOf('string');
-    await expect(createVerifier({ issuer, audience: 'https://other.example.com', algorithms: ['RS256'] }).verify(token)).rejects.toMatchObject({ code: 'invalid_token', reason: 'audience' });
-    await expect(createVerifier({ issuer: 'https://evil.example.com', audience: AUDIENCE, algorithms: ['RS256'], jwksUri: `${issuer}/.well-known/jwks.json` }).verify(token)).rejects.toMatchObject({ reason: 'issuer' });
-    await expect(createVerifier({ issuer, audience: AUDIENCE, algorithms: ['ES256'] }).verify(token)).rejects.toMatchObject({ reason: 'algorithm not allowed' });
+    await expect(createVerifier({ issuer, audience: 'https://other.example.com', algorithms: ['RS256'] }).verify(token)).rejects.toMatchObject({
+      code: 'invalid_token',
+      reason: 'audience',
+    });
+    await expect(
+      createVerifier({ issuer: 'https://evil.example.com', audience: AUDIENCE, algorithms: ['RS256'], jwksUri: `${issuer}/.well-known/jwks.json` }).verify(
+        token,
+      ),
+    ).rejects.toMatchObject({ reason: 'issuer' });
+    await expect(createVerifier({ issuer, audience: AUDIENCE, algorithms: ['ES256'] }).verify(token)).rejects.toMatchObject({
+      reason: 'algorithm not allowed',
+    });
   });
 
   it('still checks expiry on a cache hit', async () => {
@@ -80,7 +90,14 @@ describe('signet/verify against a running Signet', () => {
     await verifier.verify((await signIn()).token);
     expect(counter.jwks).toBe(1);
     const { privateKey } = await generateKeyPair('RS256');
-    const forged = await new SignJWT({ sid: 'x' }).setProtectedHeader({ alg: 'RS256', kid: 'unknown-kid', typ: 'at+jwt' }).setIssuer(issuer).setAudience(AUDIENCE).setSubject('u').setIssuedAt().setExpirationTime('5m').sign(privateKey);
+    const forged = await new SignJWT({ sid: 'x' })
+      .setProtectedHeader({ alg: 'RS256', kid: 'unknown-kid', typ: 'at+jwt' })
+      .setIssuer(issuer)
+      .setAudience(AUDIENCE)
+      .setSubject('u')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
     const results = await Promise.allSettled(Array.from({ length: 50 }, () => verifier.verify(forged)));
     expect(results.every((r) => r.status === 'rejected')).toBe(true);
     // Within the cooldown after the first fetch: no refetch at all.
@@ -94,7 +111,9 @@ describe('signet/verify against a running Signet', () => {
     await verifier.verify(before.token);
     await server.signet.services.keyring.rotate();
     const after = await signIn();
-    expect(JSON.parse(Buffer.from(after.token.split('.')[0], 'base64url').toString()).kid).not.toBe(JSON.parse(Buffer.from(before.token.split('.')[0], 'base64url').toString()).kid);
+    expect(JSON.parse(Buffer.from(after.token.split('.')[0], 'base64url').toString()).kid).not.toBe(
+      JSON.parse(Buffer.from(before.token.split('.')[0], 'base64url').toString()).kid,
+    );
     await expect(verifier.verify(after.token)).resolves.toMatchObject({ iss: issuer });
     await expect(verifier.verify(before.token)).resolves.toMatchObject({ iss: issuer });
     expect(counter.jwks).toBe(2);
@@ -195,7 +214,9 @@ describe('signet/verify with an HS256 deployment', () => {
     const { token } = (await server.call('POST', '/auth/signup', { body: account })).body;
     const claims = await createVerifier({ issuer: 'http://signet.test', audience: 'http://signet.test', algorithms: ['HS256'], secret }).verify(token);
     expect(claims.email).toBe(account.email);
-    await expect(createVerifier({ issuer: 'http://signet.test', audience: 'http://signet.test', algorithms: ['HS256'], secret: 'x'.repeat(40) }).verify(token)).rejects.toMatchObject({ reason: 'signature' });
+    await expect(
+      createVerifier({ issuer: 'http://signet.test', audience: 'http://signet.test', algorithms: ['HS256'], secret: 'x'.repeat(40) }).verify(token),
+    ).rejects.toMatchObject({ reason: 'signature' });
     expect((await server.call('GET', '/.well-known/jwks.json')).body).toEqual({ keys: [] });
   });
 

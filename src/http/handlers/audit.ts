@@ -51,7 +51,8 @@ export function auditRoute(audit: AuditLog) {
     method: 'GET',
     path: '/auth/audit',
     tag: 'Account',
-    summary: "The signed-in user's security events (sign-ins, password changes, sessions), newest first; `?limit=` 1–100 (default 50), `?before=<seq>` for the next page",
+    summary:
+      "The signed-in user's security events (sign-ins, password changes, sessions), newest first; `?limit=` 1–100 (default 50), `?before=<seq>` for the next page",
     auth: 'bearer',
     success: { status: 200, description: 'Events, newest first', schema: AuditEvents },
     errors: ['validation_failed'],

@@ -48,12 +48,19 @@ export function signUpRoute(minPasswordLength: number) {
     summary: 'Create an account and start a session',
     auth: 'none',
     body: signUpBody(minPasswordLength),
-    success: { status: 201, description: 'Account created; session started (or `{user, verificationRequired: true}` when EMAIL_VERIFICATION=required)', schema: SessionResponse },
+    success: {
+      status: 201,
+      description: 'Account created; session started (or `{user, verificationRequired: true}` when EMAIL_VERIFICATION=required)',
+      schema: SessionResponse,
+    },
     errors: ['email_taken', 'username_taken', 'weak_password', 'rate_limited', 'csrf_failed'],
     handle: async (c, body) => {
       if (wantsCookies(c)) assertSameSite(c);
       await limitClient(c, 'signup.ip');
-      const { user, grant } = await c.var.services.accounts.signUp({ email: body.email, password: body.password, username: body.username, name: body.name || undefined }, c.var.client);
+      const { user, grant } = await c.var.services.accounts.signUp(
+        { email: body.email, password: body.password, username: body.username, name: body.name || undefined },
+        c.var.client,
+      );
       return grant ? respondWithSession(c, grant, 201) : json({ user: toPublicUser(user), verificationRequired: true }, 201);
     },
   });
@@ -111,7 +118,8 @@ export const refreshRoute = route({
     const fromCookie = body?.refreshToken === undefined;
     const token = body?.refreshToken ?? readCookie(c, 'refresh');
     // Neither a body nor a refresh cookie: the contract's answer to an empty body.
-    if (token === undefined) throw new SignetError(body === undefined ? 'invalid_json' : 'invalid_refresh_token', body === undefined ? { message: 'The request body is empty' } : {});
+    if (token === undefined)
+      throw new SignetError(body === undefined ? 'invalid_json' : 'invalid_refresh_token', body === undefined ? { message: 'The request body is empty' } : {});
     if (fromCookie) {
       // Refresh by cookie changes state on the strength of a cookie: CSRF rules apply.
       const sessionId = await sessions.sessionOfRefreshToken(token);

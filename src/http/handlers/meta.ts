@@ -94,5 +94,6 @@ export const metricsRoute = route({
   summary: 'Prometheus metrics (text format 0.0.4)',
   auth: 'none',
   success: { status: 200, description: 'Metrics', contentType: 'text/plain; version=0.0.4' },
-  handle: (c) => new Response(c.var.services.metrics.render(), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' } }),
+  handle: (c) =>
+    new Response(c.var.services.metrics.render(), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' } }),
 });

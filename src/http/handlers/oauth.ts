@@ -84,7 +84,12 @@ async function grant(c: AppContext): Promise<Response> {
   } else {
     throw new OAuthError('unsupported_grant_type', `grant_type "${grantType.slice(0, 40)}" is not supported`);
   }
-  const body: Record<string, unknown> = { access_token: issued.accessToken, token_type: 'Bearer', expires_in: issued.expiresIn, refresh_token: issued.refreshToken };
+  const body: Record<string, unknown> = {
+    access_token: issued.accessToken,
+    token_type: 'Bearer',
+    expires_in: issued.expiresIn,
+    refresh_token: issued.refreshToken,
+  };
   // RFC 6749 §5.1: scope is required in the answer when it differs from the request; Signet grants none.
   if (params.has('scope')) body.scope = '';
   return json(body, 200, NO_STORE);
@@ -94,7 +99,8 @@ async function readParams(c: AppContext): Promise<URLSearchParams> {
   const request = c.req.raw;
   const type = request.headers.get('content-type');
   const form = isFormContentType(type);
-  if (hasBody(request) && !form && !isJsonContentType(type)) throw new SignetError('unsupported_media_type', { message: 'use application/x-www-form-urlencoded or application/json' });
+  if (hasBody(request) && !form && !isJsonContentType(type))
+    throw new SignetError('unsupported_media_type', { message: 'use application/x-www-form-urlencoded or application/json' });
   const text = decodeUtf8(await readBody(request, c.var.services.config.bodyLimit));
   if (form || text.trim() === '') {
     const params = new URLSearchParams(text);
@@ -142,7 +148,10 @@ function toOAuthError(thrown: unknown, c: AppContext): OAuthError {
   const error = toSignetError(thrown);
   if (error.code === 'unavailable') return new OAuthError('temporarily_unavailable', 'try again later', 503, error.retryAfter);
   if (error.status >= 500) {
-    c.var.services.logger.error({ reqId: c.var.requestId, err: thrown instanceof Error ? { message: thrown.message, stack: thrown.stack } : String(thrown) }, 'token endpoint failed');
+    c.var.services.logger.error(
+      { reqId: c.var.requestId, err: thrown instanceof Error ? { message: thrown.message, stack: thrown.stack } : String(thrown) },
+      'token endpoint failed',
+    );
     return new OAuthError('server_error', `internal error (request ${c.var.requestId})`, 500);
   }
   // Transport-level refusals keep their status (413, 415, 429) with error=invalid_request.

@@ -2,7 +2,10 @@ import type { Kysely } from 'kysely';
 
 // Frozen in time: never import application code here.
 export async function up(db: Kysely<any>): Promise<void> {
-  await db.schema.alterTable('users').addColumn('mfa_enabled', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+  await db.schema
+    .alterTable('users')
+    .addColumn('mfa_enabled', 'integer', (c) => c.notNull().defaultTo(0))
+    .execute();
 
   // Keys Signet generates for itself (device cookies, CSRF) when no SIGNET_SECRET derives them; shared by all instances.
   await db.schema
