@@ -481,7 +481,7 @@ async function readMetrics() {
     at: performance.now(),
     queued: value('signet_hash_queued'),
     busy: value('signet_hash_busy'),
-    averageMs: 1000 * value('signet_hash_average_seconds'),
+    medianMs: 1000 * value('signet_hash_median_seconds'),
     completed: value('signet_hash_completed_total'),
     events,
   };
@@ -520,7 +520,7 @@ function summarizeSamples(samples) {
     queuedMean: mean(finite('queued')),
     queuedMax: samples.length ? Math.max(...finite('queued')) : NaN,
     busyMean: mean(finite('busy')),
-    hashMsMean: mean(finite('averageMs')),
+    hashMsMean: mean(finite('medianMs')),
     /** Hashes completed per second between the first and the last sample. */
     hashRate: first && last && last.at > first.at ? (last.completed - first.completed) / ((last.at - first.at) / 1000) : NaN,
   };

@@ -38,12 +38,17 @@ export interface SignetConfig {
   mailTemplatesDir: string | undefined;
   appName: string;
   redisUrl: string | undefined;
+  redisPrefix: string;
   rateLimits: boolean;
   trustProxy: string[];
   corsOrigins: string[];
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   logLevel: string;
+  retentionDays: number;
+  metricsToken: string | undefined;
+  metricsPort: number | undefined;
+  metricsHost: string;
   dev: boolean;
 }
 
@@ -56,6 +61,8 @@ interface Option {
   default: string | ((raw: Raw) => string | undefined);
   description: string;
   parse: (value: string, env: string) => unknown;
+  /** A value given in code as the text the environment would hold (default: `String(value)`), so it meets the same parser. */
+  format?: (value: unknown) => string;
 }
 
 export class ConfigError extends TypeError {
@@ -279,10 +286,21 @@ export const OPTIONS: readonly Option[] = [
     },
   },
   {
+    env: 'REDIS_PREFIX',
+    key: 'redisPrefix',
+    default: 'signet',
+    description: 'Prefix of every Redis key, so several deployments (or test runs) can share one Redis',
+    parse: (v: string, env: string) => {
+      if (!/^[A-Za-z0-9_.:-]{1,64}$/.test(v)) throw new ConfigError(`${env} must be 1 to 64 of A-Z a-z 0-9 _ . : -`);
+      return v;
+    },
+  },
+  {
     env: 'RATE_LIMITS',
     key: 'rateLimits',
     default: 'on',
     description: 'on, or off for test rigs (logs a warning at start)',
+    format: (v) => (v === true ? 'on' : v === false ? 'off' : scalar(v)),
     parse: (v: string, env: string) => {
       if (v !== 'on' && v !== 'off') throw new ConfigError(`${env} must be on or off, got "${v}"`);
       return v === 'on';
@@ -293,6 +311,7 @@ export const OPTIONS: readonly Option[] = [
     key: 'trustProxy',
     default: '',
     description: 'Comma-separated proxy addresses whose X-Forwarded-For/-Proto are honoured',
+    format: list,
     parse: (v: string) =>
       v
         .split(',')
@@ -304,6 +323,7 @@ export const OPTIONS: readonly Option[] = [
     key: 'corsOrigins',
     default: '',
     description: 'Comma-separated origins (https://app.example.com) allowed to call the API from browsers, with credentials',
+    format: list,
     parse: (v: string, env: string) =>
       v
         .split(',')
@@ -339,33 +359,90 @@ export const OPTIONS: readonly Option[] = [
       return v;
     },
   },
-  { env: 'SIGNET_DEV', key: 'dev', default: '0', description: 'Development mode (plain-HTTP cookies, relaxed warnings); never in production', parse: boolean },
+  {
+    env: 'RETENTION_DAYS',
+    key: 'retentionDays',
+    default: '7',
+    description: 'Days ended sessions, used tokens, MFA challenges and sent or failed mail are kept before they are deleted',
+    parse: integer(1, 3650),
+  },
+  {
+    env: 'METRICS_TOKEN',
+    key: 'metricsToken',
+    default: () => undefined,
+    description: 'Bearer token (at least 32 bytes) that GET /metrics requires on the public listener; unset: /metrics is not served there',
+    parse: secret(32),
+  },
+  {
+    env: 'METRICS_PORT',
+    key: 'metricsPort',
+    default: () => undefined,
+    description: 'Serve GET /metrics (without a token) on this port of METRICS_HOST, a listener of its own',
+    parse: integer(0, 65535),
+  },
+  {
+    env: 'METRICS_HOST',
+    key: 'metricsHost',
+    default: '127.0.0.1',
+    description: 'Interface of the METRICS_PORT listener (loopback: keep it private)',
+    parse: text,
+  },
+  {
+    env: 'SIGNET_DEV',
+    key: 'dev',
+    default: '0',
+    description: 'Development mode (plain-HTTP cookies, relaxed warnings); never in production',
+    format: (v) => (v === true ? '1' : v === false ? '0' : scalar(v)),
+    parse: boolean,
+  },
 ];
 
-/** Reads and validates the configuration. Throws `ConfigError` naming the first bad variable. */
-export function loadConfig(env: Raw = process.env, overrides: Partial<SignetConfig> = {}): Readonly<SignetConfig> {
+/** A number, string or boolean as the environment would spell it; anything else cannot be one. */
+function scalar(value: unknown): string {
+  if (typeof value === 'string' || typeof value === 'number' || typeof value === 'boolean') return String(value);
+  return `(a ${typeof value})`;
+}
+
+function list(value: unknown): string {
+  return Array.isArray(value) ? value.join(',') : scalar(value);
+}
+
+/**
+ * Reads and validates the configuration. Throws `ConfigError` naming the first
+ * bad setting. `given` (settings in code, library use) wins over the
+ * environment and the file, and goes through the very same parsers: a value
+ * the environment could not hold is refused from code too. A key given as
+ * `undefined` means unset.
+ */
+export function loadConfig(env: Raw = process.env, given: Partial<SignetConfig> = {}): Readonly<SignetConfig> {
   const raw: Raw = { ...readConfigFile(env.SIGNET_CONFIG), ...pickDefined(env) };
+  const names: Record<string, string> = {};
+  for (const option of OPTIONS) {
+    const [key, nested] = option.key.split('.');
+    const holder = nested === undefined ? (given as Record<string, unknown>) : (given as Record<string, Record<string, unknown> | undefined>)[key];
+    const field = nested ?? key;
+    if (holder === undefined || !Object.hasOwn(holder, field)) continue;
+    const value = holder[field];
+    raw[option.env] = value === undefined || value === null ? '' : (option.format ?? scalar)(value);
+    names[option.env] = `config.${option.key} (${option.env})`;
+  }
   const out: Record<string, unknown> = {};
   const argon2: Record<string, unknown> = {};
   for (const option of OPTIONS) {
-    const given = raw[option.env];
+    const value = raw[option.env];
     const fallback = typeof option.default === 'function' ? option.default(raw) : option.default;
-    const value = given !== undefined && given !== '' ? given : fallback;
-    const parsed = value === undefined ? undefined : option.parse(value, option.env);
-    const key = option.key;
-    if (key.startsWith('argon2.')) argon2[key.slice(7)] = parsed;
-    else out[key] = parsed;
+    const text = value !== undefined && value !== '' ? value : fallback;
+    const parsed = text === undefined ? undefined : option.parse(text, names[option.env] ?? option.env);
+    if (option.key.startsWith('argon2.')) argon2[option.key.slice(7)] = parsed;
+    else out[option.key] = parsed;
   }
   out.argon2 = argon2;
   out.audience ??= out.publicUrl;
-  return finish({ ...(out as unknown as SignetConfig), ...overrides });
+  return finish(out as unknown as SignetConfig);
 }
 
-/** Validates a configuration built in code (library use) and freezes it. */
-export function finish(config: SignetConfig): Readonly<SignetConfig> {
-  // Settings given in code get the same checks as the environment's.
-  if (config.jwtSecret !== undefined) secret(32)(config.jwtSecret, 'JWT_SECRET');
-  if (config.masterSecret !== undefined) secret(32)(config.masterSecret, 'SIGNET_SECRET');
+/** Rules between settings; then the configuration is frozen. */
+function finish(config: SignetConfig): Readonly<SignetConfig> {
   if (config.jwtSecret !== undefined) config = { ...config, jwtAlgorithm: 'HS256' };
   if (config.jwtAlgorithm === 'HS256' && config.jwtSecret === undefined) {
     throw new ConfigError('HS256 needs JWT_SECRET (at least 32 bytes)');
@@ -373,6 +450,9 @@ export function finish(config: SignetConfig): Readonly<SignetConfig> {
   if ((config.tlsCert === undefined) !== (config.tlsKey === undefined)) throw new ConfigError('TLS_CERT and TLS_KEY go together: set both or neither');
   if (config.sessionAbsoluteTtl < config.accessTokenTtl) {
     throw new ConfigError('SESSION_TTL must be at least ACCESS_TOKEN_TTL');
+  }
+  if (config.metricsPort !== undefined && config.metricsPort === config.port && config.port !== 0) {
+    throw new ConfigError('METRICS_PORT must differ from PORT: metrics are served on a listener of their own');
   }
   return Object.freeze({
     ...config,

@@ -3,6 +3,25 @@ import type { HashPool } from './core/hash-pool.js';
 /** Upper bounds of the request-duration histogram, seconds. */
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
 
+/**
+ * Events that happen for an existing account only, after a request anyone can
+ * send (forgot password, resend verification, sign-up in the
+ * enumeration-resistant mode): a counter of them would tell whoever reads it
+ * whether an address has an account, which the answers themselves never do.
+ * They stay in the log and the audit trail; mail problems show in `signet mail
+ * failed` and in the log.
+ */
+const EXISTENCE_DEPENDENT = new Set(['account.password_reset_requested', 'mail.sent', 'mail.retry', 'mail.failed', 'mail.suppressed']);
+
+/**
+ * With EMAIL_VERIFICATION=required a sign-up for an address that has an account
+ * gets the same 201 as a new one: both count as one accepted sign-up.
+ */
+const COUNTED_AS: Record<string, string> = {
+  'user.signed_up': 'user.signup_accepted',
+  'user.signup_existing_email': 'user.signup_accepted',
+};
+
 interface Series {
   count: number;
   sum: number;
@@ -39,7 +58,9 @@ export class Metrics {
 
   /** Counts a security or account event (`auth.signin_failed`, `security.refresh_token_reuse`, …). */
   event(name: string): void {
-    this.#events.set(name, (this.#events.get(name) ?? 0) + 1);
+    if (EXISTENCE_DEPENDENT.has(name)) return;
+    const counted = COUNTED_AS[name] ?? name;
+    this.#events.set(counted, (this.#events.get(counted) ?? 0) + 1);
   }
 
   render(): string {
@@ -65,9 +86,9 @@ export class Metrics {
       '# HELP signet_hash_queued Hashes waiting for a worker.',
       '# TYPE signet_hash_queued gauge',
       `signet_hash_queued ${pool.queued}`,
-      '# HELP signet_hash_average_seconds Typical duration of one hash: median of the latest 32.',
-      '# TYPE signet_hash_average_seconds gauge',
-      `signet_hash_average_seconds ${pool.averageMs / 1000}`,
+      '# HELP signet_hash_median_seconds Typical duration of one hash: median of the latest 32.',
+      '# TYPE signet_hash_median_seconds gauge',
+      `signet_hash_median_seconds ${pool.medianMs / 1000}`,
       '# HELP signet_hash_completed_total Hashes computed.',
       '# TYPE signet_hash_completed_total counter',
       `signet_hash_completed_total ${pool.completed}`,

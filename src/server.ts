@@ -10,6 +10,8 @@ export interface RunningServer {
   signet: Signet;
   server: Server;
   url: string;
+  /** The METRICS_PORT listener's URL, when one is configured. */
+  metricsUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -29,13 +31,30 @@ export async function startServer(options: CreateSignetOptions = {}): Promise<Ru
     server.once('error', reject);
     server.listen(port, host, () => resolve());
   });
-  const address = server.address() as AddressInfo;
-  const url = `${tlsCert ? 'https' : 'http'}://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
+  const url = `${tlsCert ? 'https' : 'http'}://${hostPort(server.address() as AddressInfo)}`;
+  // Metrics on a listener of their own (loopback by default): never on the public port without a token.
+  const { metricsPort, metricsHost } = signet.services.config;
+  const metricsServer = metricsPort === undefined ? undefined : createServer(signet.metrics);
+  if (metricsServer) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        metricsServer.once('error', reject);
+        metricsServer.listen(metricsPort, metricsHost, () => resolve());
+      });
+    } catch (error) {
+      server.close();
+      await signet.close();
+      throw error;
+    }
+  }
   return {
     signet,
     server,
     url,
+    metricsUrl: metricsServer ? `http://${hostPort(metricsServer.address() as AddressInfo)}` : undefined,
     async close() {
+      metricsServer?.close();
+      metricsServer?.closeAllConnections();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -43,4 +62,8 @@ export async function startServer(options: CreateSignetOptions = {}): Promise<Ru
       await signet.close();
     },
   };
+}
+
+function hostPort(address: AddressInfo): string {
+  return `${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`;
 }

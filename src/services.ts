@@ -16,7 +16,9 @@ import { AuditLog } from './core/audit.js';
 import { DeviceCookies } from './core/devices.js';
 import { AccountLifecycle } from './core/lifecycle.js';
 import { MfaService } from './core/mfa.js';
-import { serverKey } from './core/secrets.js';
+import { Sealer, loadAtRestSecret, serverKey } from './core/secrets.js';
+import type { AtRestSecret } from './core/secrets.js';
+import { Retention } from './core/retention.js';
 import { SignInGuard } from './core/signin-guard.js';
 import { Limits } from './core/limits.js';
 import { loadTemplates } from './core/mail-templates.js';
@@ -46,6 +48,7 @@ export interface Services {
   limits: Limits;
   metrics: Metrics;
   audit: AuditLog;
+  retention: Retention;
   close(): Promise<void>;
 }
 
@@ -94,9 +97,21 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
     onBackgroundError: (error) => logger.warn({ err: error.message }, 'database connection error'),
   });
+  for (const path of db.tightened) logger.warn({ path }, 'made a data file private (0600): it was readable by other users');
+  let atRest: AtRestSecret;
+  try {
+    atRest = loadAtRestSecret(config);
+  } catch (error) {
+    await pool.close();
+    await db.close();
+    throw error;
+  }
+  for (const path of atRest.tightened) logger.warn({ path }, 'made the key file private (0600): it was readable by other users');
+  const sealer = new Sealer(atRest);
   const audit = new AuditLog({
     db,
     clock,
+    keys: sealer.derived('audit chain'),
     onError: (error, lost) => logger.error({ err: error instanceof Error ? error.message : String(error), lost }, 'audit log write failed'),
   });
   const floods = new FloodLog(logger);
@@ -114,7 +129,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
   try {
     const applied = await migrate(db);
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
-    const keyring = new Keyring({ db, config, clock, onEvent });
+    const keyring = new Keyring({ db, config, clock, sealer, onEvent });
     await keyring.init();
     const hasher = new PasswordHasher(pool, config.argon2, { onRefusedHash: (reason) => logger.warn({ reason }, 'stored password hash refused') });
     const tokens = new TokenService(keyring, config, clock);
@@ -125,6 +140,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       );
     }
     const sessions = new SessionService(db, tokens, clock, config, onEvent);
+    const retention = new Retention({ db, clock, config, onEvent });
     const mailer = new Mailer({
       db,
       clock,
@@ -133,18 +149,19 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       smtpUrl: config.smtpUrl,
       outboxDir: join(config.dataDir, 'outbox'),
       appName: config.appName,
+      sealer,
       onEvent,
     });
     redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
-    const limits = new Limits({ enabled: config.rateLimits, redis, prefix: 'signet', onEvent });
-    const guard = new SignInGuard(limits, hasher, config, onEvent);
-    const lifecycle = new AccountLifecycle(db, hasher, mailer, limits, guard, clock, config, onEvent);
+    const limits = new Limits({ enabled: config.rateLimits, redis, prefix: config.redisPrefix, onEvent });
+    const guard = new SignInGuard({ limits, hasher, config, onEvent });
+    const lifecycle = new AccountLifecycle({ db, hasher, mailer, limits, guard, clock, config, onEvent });
     const serverKeys = {
-      csrf: await serverKey(db, config.masterSecret, 'csrf', clock.now()),
-      device: await serverKey(db, config.masterSecret, 'device-cookie', clock.now()),
+      csrf: serverKey(atRest.secret, 'csrf'),
+      device: serverKey(atRest.secret, 'device-cookie'),
     };
     const devices = new DeviceCookies(serverKeys.device, clock);
-    const mfa = new MfaService(db, hasher, limits, guard, clock, config, onEvent);
+    const mfa = new MfaService({ db, hasher, limits, guard, sealer, clock, config, onEvent });
     const accounts = new AccountService({ db, hasher, sessions, lifecycle, guard, devices, mfa, clock, config, onEvent });
     return {
       config,
@@ -165,7 +182,9 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       limits,
       metrics,
       audit,
+      retention,
       async close() {
+        await retention.close();
         await accounts.settle();
         await lifecycle.settle();
         await mailer.close();
@@ -201,7 +220,7 @@ function connectRedis(url: string, logger: Logger): Redis {
 }
 
 /** Events that arrive once per refused request during a flood. */
-const FLOOD_EVENTS = new Set(['security.signin_shed', 'security.signup_shed', 'security.client_rate_limited']);
+const FLOOD_EVENTS = new Set(['security.signin_shed', 'security.signup_shed', 'security.reauth_shed', 'security.client_rate_limited']);
 
 /** Logs flood events as one summary line per event kind at most every 10 seconds. */
 class FloodLog {

@@ -2,9 +2,10 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { getRequestListener } from '@hono/node-server';
 import type { Hono } from 'hono';
 import type { SignetConfig } from './config.js';
-import { finish, loadConfig } from './config.js';
+import { loadConfig } from './config.js';
 import type { AppEnv } from './http/context.js';
 import { createApp } from './http/app.js';
+import { metricsResponse } from './http/handlers/meta.js';
 import type { ServiceOptions, Services } from './services.js';
 import { createServices } from './services.js';
 
@@ -17,6 +18,8 @@ export interface Signet {
   middleware: (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
   /** Whether a request path belongs to Signet (for Fastify's `onRequest` hook and similar). */
   handles: (url: string) => boolean;
+  /** GET /metrics without a token, for a private listener (METRICS_PORT, or one the embedding app keeps private). */
+  metrics: (req: IncomingMessage, res: ServerResponse) => void;
   app: Hono<AppEnv>;
   services: Services;
   /** Periodic work (key-state refresh); stopped by close(). */
@@ -37,16 +40,16 @@ export interface CreateSignetOptions extends ServiceOptions {
  * http.createServer(signet.handler).listen(3000);
  */
 export async function createSignet(options: CreateSignetOptions = {}): Promise<Signet> {
-  const fromEnv = loadConfig();
-  const given = options.config ?? {};
-  // An audience left unset follows the public URL, as it does from the environment.
-  const audience = given.audience ?? (given.publicUrl !== undefined && fromEnv.audience === fromEnv.publicUrl ? given.publicUrl : fromEnv.audience);
-  const config = finish({ ...fromEnv, ...given, audience });
+  // Settings given in code meet the same parsers as the environment's (and win over it).
+  const config = loadConfig(process.env, options.config ?? {});
   const services = await createServices(config, options);
   const app = createApp(services);
   const refresher = scheduleKeyRefresh(services);
   // Mail queued by an earlier process (or during an SMTP outage) is sent without waiting for new mail.
   services.mailer.start();
+  services.retention.start();
+  // Time the kinds of stored hash before the first failed sign-in must look like them (see PasswordHasher.failureFloorMs).
+  services.accounts.calibrate();
   const handler = getRequestListener(app.fetch);
   const handles = (url: string) => SIGNET_PATHS.test(url.split('?')[0] ?? '');
   return {
@@ -55,6 +58,12 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
     handler,
     middleware: (req, res, next) => (handles(req.url ?? '/') ? void handler(req, res) : next()),
     handles,
+    metrics: (req, res) => {
+      const path = (req.url ?? '/').split('?')[0];
+      const response = req.method === 'GET' && path === '/metrics' ? metricsResponse(services.metrics) : new Response('Not found\n', { status: 404 });
+      res.writeHead(response.status, Object.fromEntries(response.headers));
+      void response.text().then((body) => res.end(body));
+    },
     app,
     services,
     async close() {

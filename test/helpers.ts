@@ -1,4 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { inject } from 'vitest';
 import pg from 'pg';
 import type { SignetConfig } from '../src/config.js';
@@ -59,8 +62,16 @@ export interface TestServer extends RunningServer {
   ): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
+/** This test process's data directory (key file, outbox), private and apart from ./data. */
+export const TEST_DATA_DIR = mkdtempSync(join(tmpdir(), 'signet-test-'));
+
+/** The operator token test servers take for GET /metrics. */
+export const TEST_METRICS_TOKEN = randomBytes(32).toString('base64url');
+
 export function testConfig(overrides: Partial<SignetConfig> = {}): Partial<SignetConfig> {
   return {
+    dataDir: TEST_DATA_DIR,
+    metricsToken: TEST_METRICS_TOKEN,
     host: '127.0.0.1',
     port: 0,
     publicUrl: 'http://signet.test',
@@ -89,6 +100,8 @@ export async function startTestServer(
     clock,
     ...(dialect === 'sqlite' ? { sqlitePath: ':memory:' } : {}),
   });
+  // The hash timing a new server measures in the background (PasswordHasher.calibrate) is done before a test starts.
+  await running.signet.services.accounts.settle();
   return {
     ...running,
     clock,
@@ -123,4 +136,17 @@ let counter = 0;
 export function newAccount(overrides: Record<string, unknown> = {}): { email: string; password: string; username: string } & Record<string, unknown> {
   const id = `${Date.now().toString(36)}${(counter++).toString(36)}${randomBytes(2).toString('hex')}`;
   return { email: `user.${id}@example.com`, password: `tidy-otter-${id}-lamp`, username: `u_${id}`, ...overrides };
+}
+
+/** GET /metrics with the operator token. */
+export async function metricsText(server: { url: string }): Promise<string> {
+  const response = await fetch(`${server.url}/metrics`, { headers: { authorization: `Bearer ${TEST_METRICS_TOKEN}` } });
+  if (response.status !== 200) throw new Error(`GET /metrics answered ${response.status}`);
+  return response.text();
+}
+
+/** A counter of GET /metrics: `signet_events_total{event="<name>"}` (0 when absent). */
+export async function eventCount(server: { url: string }, event: string): Promise<number> {
+  const line = (await metricsText(server)).split('\n').find((l) => l.startsWith(`signet_events_total{event="${event}"} `));
+  return line ? Number(line.split(' ').pop()) : 0;
 }

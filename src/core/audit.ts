@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { createHash } from 'node:crypto';
+import { createHash, createHmac } from 'node:crypto';
 import type { Db } from '../store/db.js';
-import { appendAudit, auditHead, iterateAudit, listAuditForUser } from '../store/audit.js';
+import { appendAudit, auditHead, iterateAudit, listAuditForUser, reanchorAudit } from '../store/audit.js';
 import type { AuditRow, NewAuditEntry } from '../store/audit.js';
 import type { Clock } from './clock.js';
 import { uuidv7 } from './crypto.js';
@@ -9,8 +9,14 @@ import { uuidv7 } from './crypto.js';
 /** `prev_hash` of entry 1 (also written by migration 003, which may not import this). */
 export const GENESIS_HASH = '0'.repeat(64);
 
-/** Bumped if the hashed serialisation ever changes, so old and new entries never collide. */
-const CHAIN_FORMAT = 'signet-audit-v1';
+/**
+ * Bumped if the hashed serialisation ever changes, so old and new entries never
+ * collide. v1 (Signet 0.1) was a plain SHA-256, which anyone who can write the
+ * database can recompute; v2 is an HMAC under a key derived from the at-rest
+ * secret (core/secrets.ts), which they cannot.
+ */
+const CHAIN_FORMAT = 'signet-audit-v2';
+const LEGACY_FORMAT = 'signet-audit-v1';
 
 /** Issue 5 §8: sign-in outcomes, security alarms, account and session changes. */
 const AUDITED = /^(auth|security|account|session|user)\./;
@@ -43,9 +49,20 @@ export interface AuditEntry {
 
 export type AuditVerification = { ok: true; entries: number } | { ok: false; brokenAt: number; reason: string };
 
+/** An entry's hash as recorded outside the database (`signet audit head`), to check the log against. */
+export interface AuditAnchor {
+  seq: number;
+  hash: string;
+}
+
 export interface AuditLogOptions {
   db: Db;
   clock: Clock;
+  /**
+   * MAC keys of the chain: the first keys new entries; all of them verify (a
+   * key derived from a key file kept after SIGNET_SECRET was set).
+   */
+  keys: readonly Buffer[];
   /**
    * Entries that could not be written (store down, queue full). Gets the error
    * and how many entries were lost; never the entries' contents.
@@ -68,13 +85,16 @@ export function withClientIp<T>(ip: string | null, fn: () => T): T {
 }
 
 /**
- * The tamper-evident audit log (issue 5 §8). Each entry's hash covers its
- * content and the previous entry's hash, so altering, deleting or reordering
- * rows is found by `verify()`. It cannot stop someone who rewrites the whole
- * chain and the head row; anchoring the head hash elsewhere (the log) can.
+ * The tamper-evident audit log (issue 5 §8). Each entry's hash is a MAC, under
+ * a key derived from the at-rest secret, over its content and the previous
+ * entry's hash, so altering, deleting or reordering rows is found by
+ * `verify()`, and someone who can write the database but lacks the secret
+ * cannot recompute the chain. Someone who has the secret too can; recording
+ * the head outside the database (`head()`, `signet audit head`) and verifying
+ * against it catches that as well.
  *
  * @example
- * const audit = new AuditLog({ db, clock, onError: (err, lost) => logger.error({ err, lost }, 'audit write failed') });
+ * const audit = new AuditLog({ db, clock, keys: [chainKey], onError: (err, lost) => logger.error({ err, lost }, 'audit write failed') });
  * audit.record('auth.signin_failed', { reason: 'wrong_password', userId });
  * await audit.flush();
  * await audit.verify(); // { ok: true, entries: 1 }
@@ -82,6 +102,7 @@ export function withClientIp<T>(ip: string | null, fn: () => T): T {
 export class AuditLog {
   readonly #db: Db;
   readonly #clock: Clock;
+  readonly #keys: readonly Buffer[];
   readonly #onError: AuditLogOptions['onError'];
   #pending: NewAuditEntry[] = [];
   #draining: Promise<void> | undefined;
@@ -91,6 +112,8 @@ export class AuditLog {
   constructor(options: AuditLogOptions) {
     this.#db = options.db;
     this.#clock = options.clock;
+    if (options.keys.length === 0) throw new TypeError('AuditLog: `keys` needs at least one key');
+    this.#keys = options.keys;
     this.#onError = options.onError;
   }
 
@@ -133,12 +156,16 @@ export class AuditLog {
   /**
    * Walks the chain from entry 1 and reports the first broken link: a missing
    * seq (deleted row), a `prev_hash` that is not the previous entry's hash
-   * (reordered or forged), or a hash that does not match the entry (altered).
+   * (reordered or forged), a hash that does not match the entry under the
+   * chain's key (altered, or rewritten by someone without the key), or an
+   * `anchor` recorded outside the database that the log no longer matches.
    * Entries appended while it runs are left for the next run.
    */
-  async verify(): Promise<AuditVerification> {
+  async verify(options: { anchor?: AuditAnchor } = {}): Promise<AuditVerification> {
     // The head first: every entry up to its seq is committed (same transaction).
     const head = await auditHead(this.#db);
+    const { anchor } = options;
+    if (anchor && anchor.seq > head.seq) return broken(head.seq + 1, `the anchor names entry ${anchor.seq}, the log ends at ${head.seq} (truncated)`);
     let expected = 1;
     let prev = GENESIS_HASH;
     for await (const row of iterateAudit(this.#db, { upTo: head.seq })) {
@@ -146,7 +173,16 @@ export class AuditLog {
         return broken(expected, row.seq > expected ? `entry ${expected} is missing` : `unexpected seq ${row.seq}`);
       }
       if (row.prev_hash !== prev) return broken(row.seq, 'prev_hash does not match the previous entry (reordered or forged)');
-      if (entryHash(row) !== row.hash) return broken(row.seq, 'hash does not match the entry (altered)');
+      if (!this.#keys.some((key) => entryHash(row, key) === row.hash)) {
+        return broken(
+          row.seq,
+          legacyEntryHash(row) === row.hash
+            ? 'the entry carries an unkeyed hash of Signet 0.1 (run `signet audit reanchor` once after upgrading, or it was rewritten without the key)'
+            : 'hash does not match the entry (altered)',
+        );
+      }
+      if (anchor && row.seq === anchor.seq && row.hash !== anchor.hash)
+        return broken(row.seq, 'the entry does not match the anchor recorded outside the database');
       prev = row.hash;
       expected += 1;
     }
@@ -154,6 +190,29 @@ export class AuditLog {
     if (expected - 1 < head.seq) return broken(expected, `entries ${expected}–${head.seq} are missing (log truncated)`);
     if (head.hash !== prev) return broken(head.seq, 'the last entry does not match the recorded head');
     return { ok: true, entries: head.seq };
+  }
+
+  /** The newest entry's seq and hash: record it outside the database (see docs/security.md) and pass it to `verify`. */
+  async head(): Promise<AuditAnchor> {
+    const { seq, hash } = await auditHead(this.#db);
+    return { seq, hash };
+  }
+
+  /**
+   * Re-keys a log written by Signet 0.1, whose entries carry plain SHA-256
+   * hashes: checks the whole chain as it was (keyed or not), then rewrites
+   * every hash under the current key, in one transaction. Run once after the
+   * upgrade (`signet audit reanchor`); refused when the chain is already broken,
+   * so a tampered log is never laundered.
+   */
+  async reanchor(): Promise<{ entries: number; rekeyed: number }> {
+    return reanchorAudit(this.#db, (row, prevHash, previous) => {
+      const keyed = this.#keys.some((key) => entryHash(row, key) === row.hash);
+      if (row.prev_hash !== previous || (!keyed && legacyEntryHash(row) !== row.hash)) {
+        throw new Error(`the audit chain is broken at entry ${row.seq}; nothing was changed (see \`signet audit verify\`)`);
+      }
+      return entryHash({ ...row, prev_hash: prevHash }, this.#keys[0]);
+    });
   }
 
   #entry(event: string, fields: Record<string, unknown>): NewAuditEntry {
@@ -176,7 +235,7 @@ export class AuditLog {
       while (this.#pending.length > 0) {
         const batch = this.#pending.splice(0, BATCH);
         try {
-          await appendAudit(this.#db, batch, entryHash);
+          await appendAudit(this.#db, batch, (entry) => entryHash(entry, this.#keys[0]));
         } catch (error) {
           this.#report(error, batch.length);
         }
@@ -200,13 +259,25 @@ export class AuditLog {
 }
 
 /**
- * SHA-256 (hex) over a JSON array of every column but the hash itself. JSON of
- * an array of strings, numbers and nulls is unambiguous, and `details` is hashed
- * as the exact text stored.
+ * HMAC-SHA256 (hex) under the chain key over a JSON array of every column but
+ * the hash itself. JSON of an array of strings, numbers and nulls is
+ * unambiguous, and `details` is hashed as the exact text stored.
  */
-export function entryHash(entry: Omit<AuditRow, 'hash'>): string {
-  const fields = [CHAIN_FORMAT, entry.seq, entry.id, entry.at, entry.event, entry.user_id, entry.session_id, entry.ip, entry.details, entry.prev_hash];
-  return createHash('sha256').update(JSON.stringify(fields)).digest('hex');
+export function entryHash(entry: Omit<AuditRow, 'hash'>, key: Buffer): string {
+  return createHmac('sha256', key)
+    .update(JSON.stringify(chainFields(CHAIN_FORMAT, entry)))
+    .digest('hex');
+}
+
+/** Signet 0.1's unkeyed hash: read only to tell a log that needs `reanchor` from a tampered one. */
+export function legacyEntryHash(entry: Omit<AuditRow, 'hash'>): string {
+  return createHash('sha256')
+    .update(JSON.stringify(chainFields(LEGACY_FORMAT, entry)))
+    .digest('hex');
+}
+
+function chainFields(format: string, entry: Omit<AuditRow, 'hash'>): unknown[] {
+  return [format, entry.seq, entry.id, entry.at, entry.event, entry.user_id, entry.session_id, entry.ip, entry.details, entry.prev_hash];
 }
 
 function broken(seq: number, reason: string): AuditVerification {

@@ -1,11 +1,25 @@
 import { Worker } from 'node:worker_threads';
+import { SignetError } from '../errors.js';
 
-export type HashTask =
+/** `kind` groups tasks that cost the same (`argon2`, `bcrypt-10`, …) for the per-kind durations in `medianMs`. */
+export type HashTask = { kind?: string } & (
   | { op: 'hash'; password: string; options: { memoryCost: number; timeCost: number; parallelism: number } }
   | { op: 'verify-argon2'; password: string; hash: string }
-  | { op: 'verify-bcrypt'; password: string; hash: string };
+  | { op: 'verify-bcrypt'; password: string; hash: string }
+  | { op: 'hash-bcrypt'; password: string; cost: number }
+);
 
 export type Priority = 'high' | 'normal';
+
+/**
+ * The pool is shutting down: the hash was not computed. Mapped to `503
+ * unavailable` (retry elsewhere), never to a wrong password.
+ */
+export class HashPoolClosedError extends SignetError {
+  constructor() {
+    super('unavailable', { message: 'The server is shutting down; retry shortly', retryAfter: 1, cause: new Error('hash pool is closed') });
+  }
+}
 
 export class HashAbortedError extends Error {
   override readonly name = 'HashAbortedError';
@@ -30,15 +44,15 @@ export interface HashPoolStats {
   size: number;
   busy: number;
   queued: number;
-  /** Typical duration of one hash, ms: the median of the latest 32 (the name predates the median). */
-  averageMs: number;
+  /** Typical duration of one hash, ms: the median of the latest 32, whatever their kind. */
+  medianMs: number;
   completed: number;
 }
 
 /**
  * A fixed set of worker threads, one hash at a time each (as many as cores:
  * Argon2id runs ~20 % faster with two threads than four on two cores), with a
- * FIFO queue per priority in front. The queue length and the average duration
+ * FIFO queue per priority in front. The queue length and the median duration
  * give the expected wait that admission control decides on.
  */
 export class HashPool {
@@ -46,6 +60,8 @@ export class HashPool {
   readonly #queues: Record<Priority, Job[]> = { high: [], normal: [] };
   /** Durations of the latest hashes: their median is what one hash costs now (a cold first hash does not skew it). */
   readonly #recent: number[] = [];
+  /** The same per task kind (see HashTask). */
+  readonly #recentByKind = new Map<string, number[]>();
   #completed = 0;
   #closed = false;
   #nextId = 0;
@@ -59,7 +75,7 @@ export class HashPool {
    * of the queue if it has not started: nobody computes a hash nobody awaits.
    */
   run(task: HashTask, priority: Priority = 'normal', signal?: AbortSignal): Promise<unknown> {
-    if (this.#closed) return Promise.reject(new Error('hash pool is closed'));
+    if (this.#closed) return Promise.reject(new HashPoolClosedError());
     if (signal?.aborted) return Promise.reject(new HashAbortedError());
     return new Promise((resolve, reject) => {
       const job: Job = { task, resolve, reject };
@@ -91,22 +107,25 @@ export class HashPool {
       size: this.#slots.length,
       busy: this.#slots.filter((s) => s.job).length,
       queued: this.#queues.high.length + this.#queues.normal.length,
-      averageMs: this.#typicalMs(),
+      medianMs: median(this.#recent),
       completed: this.#completed,
     };
   }
 
   #typicalMs(): number {
-    if (this.#recent.length === 0) return 0;
-    const sorted = [...this.#recent].sort((a, b) => a - b);
-    return sorted[Math.floor(sorted.length / 2)];
+    return median(this.#recent);
+  }
+
+  /** Median run time of the latest tasks of each kind seen so far, ms. */
+  medianMs(): Map<string, number> {
+    return new Map([...this.#recentByKind].map(([kind, durations]) => [kind, median(durations)]));
   }
 
   async close(): Promise<void> {
     this.#closed = true;
     const running = this.#slots.flatMap((s) => (s.job ? [s.job] : []));
     for (const slot of this.#slots) slot.job = undefined;
-    for (const job of [...running, ...this.#queues.high.splice(0), ...this.#queues.normal.splice(0)]) job.reject(new Error('hash pool is closed'));
+    for (const job of [...running, ...this.#queues.high.splice(0), ...this.#queues.normal.splice(0)]) job.reject(new HashPoolClosedError());
     await Promise.all(this.#slots.map((s) => s.worker.terminate()));
   }
 
@@ -117,8 +136,13 @@ export class HashPool {
       const job = slot.job;
       slot.job = undefined;
       if (job) {
-        this.#recent.push(performance.now() - slot.startedAt);
-        if (this.#recent.length > 32) this.#recent.shift();
+        const took = performance.now() - slot.startedAt;
+        remember(this.#recent, took);
+        if (job.task.kind !== undefined) {
+          let durations = this.#recentByKind.get(job.task.kind);
+          if (!durations) this.#recentByKind.set(job.task.kind, (durations = []));
+          remember(durations, took);
+        }
         this.#completed++;
         if (message.ok) job.resolve(message.result);
         else job.reject(new Error(message.message ?? 'hash failed'));
@@ -150,4 +174,17 @@ export class HashPool {
       slot.worker.postMessage({ ...job.task, id: this.#nextId++ });
     }
   }
+}
+
+const RECENT = 32;
+
+function remember(durations: number[], took: number): void {
+  durations.push(took);
+  if (durations.length > RECENT) durations.shift();
+}
+
+function median(durations: readonly number[]): number {
+  if (durations.length === 0) return 0;
+  const sorted = [...durations].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)];
 }

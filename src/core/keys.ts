@@ -8,7 +8,7 @@ import { deleteKeys, insertKey, listKeys, updatePrivateKey } from '../store/keys
 import type { SigningKeyRow } from '../store/schema.js';
 import type { JwtAlgorithm } from '../verify/jwt.js';
 import type { Clock } from './clock.js';
-import { open, seal } from './crypto.js';
+import type { Sealer } from './secrets.js';
 
 const SEAL_PURPOSE = 'signet signing key v1';
 /** Leeway verifiers are allowed on `exp`; a retiring key outlives its last token by this much. */
@@ -30,8 +30,10 @@ export interface SigningKey {
 
 export interface KeyringOptions {
   db: Db;
-  config: Pick<SignetConfig, 'jwtAlgorithm' | 'jwtSecret' | 'masterSecret' | 'accessTokenTtl' | 'keyRotationOverlap' | 'keyRotationInterval'>;
+  config: Pick<SignetConfig, 'jwtAlgorithm' | 'jwtSecret' | 'accessTokenTtl' | 'keyRotationOverlap' | 'keyRotationInterval'>;
   clock: Clock;
+  /** Seals private keys at rest (core/secrets.ts). */
+  sealer: Sealer;
   onEvent?: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -154,12 +156,11 @@ export class Keyring {
     const publicJwk = await exportJWK(publicKey);
     const kid = await calculateJwkThumbprint(publicJwk);
     const privateJwk = JSON.stringify(await exportJWK(privateKey));
-    const secret = this.#options.config.masterSecret;
     await insertKey(this.#options.db, {
       kid,
       alg,
       public_jwk: JSON.stringify({ ...publicJwk, kid, alg, use: 'sig' }),
-      private_jwk: secret ? seal(secret, SEAL_PURPOSE, privateJwk) : privateJwk,
+      private_jwk: this.#options.sealer.seal(SEAL_PURPOSE, privateJwk),
       created_at: this.#options.clock.now(),
       activates_at: activatesAt,
     });
@@ -189,19 +190,13 @@ export class Keyring {
   }
 
   async #openPrivate(row: SigningKeyRow): Promise<JWK> {
-    const secret = this.#options.config.masterSecret;
-    if (!row.private_jwk.startsWith('v1.')) {
-      if (secret) {
-        // Encrypt keys written before SIGNET_SECRET was set.
-        await updatePrivateKey(this.#options.db, row.kid, seal(secret, SEAL_PURPOSE, row.private_jwk));
-        this.#options.onEvent?.('keys.encrypted', { kid: row.kid });
-      }
-      return JSON.parse(row.private_jwk) as JWK;
+    const { value, stale } = this.#options.sealer.openOrThrow(SEAL_PURPOSE, row.private_jwk, 'the stored signing keys');
+    if (stale) {
+      // Written in clear by an older Signet, or sealed with the key file before SIGNET_SECRET was set.
+      await updatePrivateKey(this.#options.db, row.kid, this.#options.sealer.seal(SEAL_PURPOSE, value));
+      this.#options.onEvent?.('keys.encrypted', { kid: row.kid });
     }
-    if (!secret) throw new ConfigError('the stored signing keys are encrypted: set SIGNET_SECRET to the secret they were encrypted with');
-    const plain = open(secret, SEAL_PURPOSE, row.private_jwk);
-    if (plain === undefined) throw new ConfigError('SIGNET_SECRET does not decrypt the stored signing keys (was it changed?)');
-    return JSON.parse(plain) as JWK;
+    return JSON.parse(value) as JWK;
   }
 }
 

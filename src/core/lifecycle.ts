@@ -12,12 +12,24 @@ import type { SignInGuard } from './signin-guard.js';
 import type { Mailer } from './mailer.js';
 import { assertNotWeak } from './passwords.js';
 import type { PasswordHasher } from './passwords.js';
+import type { ClientContext } from './sessions.js';
 
 export type EmailVerification = 'off' | 'optional' | 'required';
 
 const ACCOUNT_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 export type LifecycleConfig = Pick<SignetConfig, 'publicUrl' | 'emailVerification' | 'verifyTokenTtl' | 'resetTokenTtl'>;
+
+export interface AccountLifecycleOptions {
+  db: Db;
+  hasher: PasswordHasher;
+  mailer: Mailer;
+  limits: Limits;
+  guard: SignInGuard;
+  clock: Clock;
+  config: LifecycleConfig;
+  onEvent: (event: string, fields: Record<string, unknown>) => void;
+}
 
 /**
  * Everything after sign-up that proves or changes what an account holds:
@@ -35,25 +47,18 @@ export class AccountLifecycle {
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
   readonly #background: BackgroundWork;
 
-  constructor(
-    db: Db,
-    hasher: PasswordHasher,
-    mailer: Mailer,
-    limits: Limits,
-    guard: SignInGuard,
-    clock: Clock,
-    config: LifecycleConfig,
-    onEvent: (event: string, fields: Record<string, unknown>) => void,
-  ) {
-    this.#db = db;
-    this.#hasher = hasher;
-    this.#mailer = mailer;
-    this.#limits = limits;
-    this.#guard = guard;
-    this.#clock = clock;
-    this.#config = config;
-    this.#onEvent = onEvent;
-    this.#background = new BackgroundWork((error) => onEvent('account.background_error', { error: error instanceof Error ? error.message : String(error) }));
+  constructor(options: AccountLifecycleOptions) {
+    this.#db = options.db;
+    this.#hasher = options.hasher;
+    this.#mailer = options.mailer;
+    this.#limits = options.limits;
+    this.#guard = options.guard;
+    this.#clock = options.clock;
+    this.#config = options.config;
+    this.#onEvent = options.onEvent;
+    this.#background = new BackgroundWork((error) =>
+      options.onEvent('account.background_error', { error: error instanceof Error ? error.message : String(error) }),
+    );
   }
 
   /** Mails a verification link for the user's current address (after sign-up, or on resend). */
@@ -131,19 +136,26 @@ export class AccountLifecycle {
     if (!user || user.disabled_at !== null) throw invalidToken('user gone');
     assertNotWeak(password, user);
     const hash = await this.#hasher.hash(password);
-    if (!(await resetPasswordWithToken(this.#db, token, hash, this.#clock.now()))) throw invalidToken('used');
+    const reset = await resetPasswordWithToken(this.#db, token, hash, this.#clock.now());
+    if (!reset) throw invalidToken('used');
     this.#onEvent('account.password_reset', { userId: user.id });
+    // The reset proved the address; a second factor set up before it was ever proven was not the owner's to set.
+    if (reset.mfaRemoved) this.#onEvent('account.mfa_removed', { userId: user.id, reason: 'set_up_before_email_proven' });
     await this.#notifyPasswordChanged(user);
   }
 
-  /** POST /auth/password/change: needs the current password; every other session ends. */
-  async changePassword(user: UserRow, sessionId: string, current: string, next: string): Promise<void> {
-    const ok = await this.#guard.reauthenticate(user.id, async () => (await this.#hasher.verify(current, user.password_hash)).ok);
+  /**
+   * POST /auth/password/change: needs the current password; every other
+   * session ends. The new password is judged before any hash is spent.
+   */
+  async changePassword(user: UserRow, change: { sessionId: string; current: string; next: string }, context: Pick<ClientContext, 'ip'>): Promise<void> {
+    const { sessionId, current, next } = change;
+    assertNotWeak(next, user);
+    const ok = await this.#guard.reauthenticate(user.id, context.ip, async () => (await this.#hasher.verify(current, user.password_hash)).ok);
     if (!ok) {
       this.#onEvent('account.password_change_failed', { userId: user.id });
       throw new SignetError('invalid_credentials');
     }
-    assertNotWeak(next, user);
     const hash = await this.#hasher.hash(next);
     // Conditional on the verified hash: a concurrent change makes this one fail instead of silently winning.
     if (!(await changePassword(this.#db, user.id, user.password_hash, hash, sessionId, this.#clock.now()))) throw new SignetError('invalid_credentials');

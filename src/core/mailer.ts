@@ -8,10 +8,12 @@ import type { Clock } from './clock.js';
 import { uuidv7 } from './crypto.js';
 import type { Template, TemplateName } from './mail-templates.js';
 import { render } from './mail-templates.js';
+import type { Sealer } from './secrets.js';
 
 /** Attempts before a message is given up on and recorded as failed (about 8.5 minutes of retries). */
 export const MAIL_MAX_ATTEMPTS = 10;
 const LOCK_MS = 60_000;
+const BODY_PURPOSE = 'signet mail body v1';
 
 export interface MailerOptions {
   db: Db;
@@ -22,6 +24,8 @@ export interface MailerOptions {
   smtpUrl: string | undefined;
   outboxDir: string;
   appName: string;
+  /** Seals queued bodies at rest (core/secrets.ts). */
+  sealer: Sealer;
   onEvent: (event: string, fields: Record<string, unknown>) => void;
 }
 
@@ -61,8 +65,9 @@ export class Mailer {
       template,
       recipient: to,
       subject: message.subject,
-      text_body: message.text,
-      html_body: message.html,
+      // Bodies may hold live single-use links: sealed at rest until sent, then cleared.
+      text_body: this.#options.sealer.seal(BODY_PURPOSE, message.text),
+      html_body: this.#options.sealer.seal(BODY_PURPOSE, message.html),
       created_at: now,
       attempts: 0,
       next_attempt_at: now,
@@ -105,6 +110,10 @@ export class Mailer {
     this.#timer.unref();
   }
 
+  #body(stored: string | null): string {
+    return stored === null ? '' : this.#options.sealer.openOrThrow(BODY_PURPOSE, stored, 'a queued mail').value;
+  }
+
   async #sendDue(): Promise<void> {
     const { db, clock, from, onEvent } = this.#options;
     for (;;) {
@@ -119,8 +128,8 @@ export class Mailer {
             from,
             to: mail.recipient,
             subject: mail.subject,
-            text: mail.text_body ?? '',
-            html: mail.html_body ?? '',
+            text: this.#body(mail.text_body),
+            html: this.#body(mail.html_body),
           });
           await markMailSent(db, mail.id, clock.now());
           onEvent('mail.sent', { id: mail.id, template: mail.template, ...(location ? { path: location } : {}) });

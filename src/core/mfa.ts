@@ -6,11 +6,10 @@ import { SignetError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import {
   advanceTotpStep,
+  claimChallengeAttempt,
   completeChallenge,
   disableTotp,
   enableTotp,
-  failChallenge,
-  findChallenge,
   findTotp,
   insertChallenge,
   savePendingTotp,
@@ -19,7 +18,9 @@ import {
 import type { UserRow } from '../store/schema.js';
 import { findUserById } from '../store/users.js';
 import type { Clock } from './clock.js';
-import { open, randomToken, seal, sha256, uuidv7 } from './crypto.js';
+import { randomToken, sha256, uuidv7 } from './crypto.js';
+import type { Sealer } from './secrets.js';
+import type { ClientContext } from './sessions.js';
 import type { Limits } from './limits.js';
 import type { SignInGuard } from './signin-guard.js';
 import type { PasswordHasher } from './passwords.js';
@@ -28,7 +29,8 @@ const PERIOD = 30;
 /** Steps accepted either side of now: RFC 6238 §5.2 allows for clock drift. */
 const WINDOW = 1;
 const CHALLENGE_TTL_MS = 5 * 60 * 1000;
-const CHALLENGE_MAX_FAILURES = 5;
+/** Codes one mfaToken may have checked (the contract: it dies after five wrong ones). */
+const CHALLENGE_MAX_ATTEMPTS = 5;
 const RECOVERY_CODES = 10;
 const SEAL_PURPOSE = 'signet totp secret v1';
 const MFA_TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -40,10 +42,26 @@ export interface TotpSetup {
   qrSvg: string;
 }
 
+export interface MfaServiceOptions {
+  db: Db;
+  hasher: PasswordHasher;
+  limits: Limits;
+  guard: SignInGuard;
+  sealer: Sealer;
+  clock: Clock;
+  config: Pick<SignetConfig, 'appName'>;
+  onEvent: (event: string, fields: Record<string, unknown>) => void;
+}
+
 /**
  * TOTP two-factor authentication (RFC 6238, SHA-1, 6 digits, 30 s). Secrets
- * are sealed at rest with SIGNET_SECRET when set; recovery codes carry 125 bits
+ * are sealed at rest (see core/secrets.ts); recovery codes carry 125 bits
  * each, so a SHA-256 of them is safe to store (ASVS 6.5.2 asks ≥ 112 bits for that).
+ *
+ * Guessing is capped twice, and both caps are claimed before a code is
+ * checked: each mfaToken allows five codes (one conditional update per
+ * attempt in the database, so a burst of a hundred codes gets exactly five
+ * checked), and each account allows `mfa.account` codes across all its tokens.
  */
 export class MfaService {
   readonly #db: Db;
@@ -51,41 +69,48 @@ export class MfaService {
   readonly #clock: Clock;
   readonly #limits: Limits;
   readonly #guard: SignInGuard;
-  readonly #config: Pick<SignetConfig, 'masterSecret' | 'appName'>;
+  readonly #sealer: Sealer;
+  readonly #config: Pick<SignetConfig, 'appName'>;
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
 
-  constructor(
-    db: Db,
-    hasher: PasswordHasher,
-    limits: Limits,
-    guard: SignInGuard,
-    clock: Clock,
-    config: Pick<SignetConfig, 'masterSecret' | 'appName'>,
-    onEvent: (event: string, fields: Record<string, unknown>) => void,
-  ) {
-    this.#db = db;
-    this.#hasher = hasher;
-    this.#limits = limits;
-    this.#guard = guard;
-    this.#clock = clock;
-    this.#config = config;
-    this.#onEvent = onEvent;
+  constructor(options: MfaServiceOptions) {
+    this.#db = options.db;
+    this.#hasher = options.hasher;
+    this.#limits = options.limits;
+    this.#guard = options.guard;
+    this.#sealer = options.sealer;
+    this.#clock = options.clock;
+    this.#config = options.config;
+    this.#onEvent = options.onEvent;
   }
 
   /** Re-authenticates (ASVS 7.5.1), then creates a pending secret. */
-  async setup(user: UserRow, password: string): Promise<TotpSetup> {
-    await this.#reauthenticate(user, password);
+  async setup(user: UserRow, password: string, context: Pick<ClientContext, 'ip'>): Promise<TotpSetup> {
+    // Before the hash: an account that has it on needs no password check to be told so.
     if (user.mfa_enabled === 1) throw new SignetError('mfa_already_enabled');
+    await this.#reauthenticate(user, password, context);
     const secret = new Secret({ size: 20 });
     const totp = this.#totp(user, secret);
     const now = this.#clock.now();
-    await savePendingTotp(this.#db, { user_id: user.id, secret: this.#sealSecret(secret.base32), created_at: now, enabled_at: null, last_step: 0 });
+    await savePendingTotp(this.#db, {
+      user_id: user.id,
+      secret: this.#sealer.seal(SEAL_PURPOSE, secret.base32),
+      created_at: now,
+      enabled_at: null,
+      last_step: 0,
+      email_proven: 0,
+    });
     const otpauthUri = totp.toString();
     this.#onEvent('account.mfa_setup_started', { userId: user.id });
     return { secret: secret.base32, otpauthUri, qrSvg: await QRCode.toString(otpauthUri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 }) };
   }
 
-  /** Confirms setup with a valid code; returns the ten recovery codes, shown once. */
+  /**
+   * Confirms setup with a valid code; returns the ten recovery codes, shown
+   * once. Whether the email address was verified at this moment is kept: a
+   * password reset (which proves the address) removes a second factor that was
+   * set up before the address was ever proven (see docs/security.md).
+   */
   async enable(user: UserRow, code: string): Promise<string[]> {
     const row = await findTotp(this.#db, user.id);
     if (!row || row.enabled_at !== null) throw new SignetError('invalid_code');
@@ -93,13 +118,15 @@ export class MfaService {
     if (step === undefined) throw new SignetError('invalid_code');
     const codes = Array.from({ length: RECOVERY_CODES }, recoveryCode);
     const rows = codes.map((c) => ({ id: uuidv7(), user_id: user.id, code_hash: sha256(normalizeRecovery(c)), used_at: null }));
-    if (!(await enableTotp(this.#db, user.id, step, rows, this.#clock.now()))) throw new SignetError('invalid_code');
-    this.#onEvent('account.mfa_enabled', { userId: user.id });
+    if (!(await enableTotp(this.#db, { userId: user.id, step, codes: rows, emailProven: user.email_verified === 1, now: this.#clock.now() }))) {
+      throw new SignetError('invalid_code');
+    }
+    this.#onEvent('account.mfa_enabled', { userId: user.id, emailProven: user.email_verified === 1 });
     return codes;
   }
 
-  async disable(user: UserRow, password: string): Promise<void> {
-    await this.#reauthenticate(user, password);
+  async disable(user: UserRow, password: string, context: Pick<ClientContext, 'ip'>): Promise<void> {
+    await this.#reauthenticate(user, password, context);
     await disableTotp(this.#db, user.id, this.#clock.now());
     this.#onEvent('account.mfa_disabled', { userId: user.id });
   }
@@ -114,7 +141,7 @@ export class MfaService {
       token_hash: sha256(token),
       created_at: now,
       expires_at: now + CHALLENGE_TTL_MS,
-      failures: 0,
+      attempts: 0,
       used_at: null,
       client_id: clientId ?? null,
     });
@@ -123,20 +150,19 @@ export class MfaService {
 
   /**
    * Second step of sign-in. A wrong, replayed or expired code is `invalid_code`;
-   * the mfaToken dies after five of them, at expiry, and once it succeeds.
+   * the mfaToken dies after five codes, at expiry, and once it succeeds.
    */
   async verify(mfaToken: string, proof: { code: string } | { recoveryCode: string }): Promise<{ user: UserRow; clientId: string | undefined }> {
     const now = this.#clock.now();
-    const challenge = MFA_TOKEN.test(mfaToken) ? await findChallenge(this.#db, sha256(mfaToken)) : undefined;
-    if (!challenge || challenge.used_at !== null || challenge.expires_at <= now || challenge.failures >= CHALLENGE_MAX_FAILURES) {
-      throw new SignetError('invalid_mfa_token');
-    }
+    // The attempt is claimed (counted) before anything is checked.
+    const challenge = MFA_TOKEN.test(mfaToken) ? await claimChallengeAttempt(this.#db, sha256(mfaToken), now, CHALLENGE_MAX_ATTEMPTS) : undefined;
+    if (!challenge) throw new SignetError('invalid_mfa_token');
     const user = await findUserById(this.#db, challenge.user_id);
     const totp = user && user.mfa_enabled === 1 ? await findTotp(this.#db, user.id) : undefined;
     if (!user || user.disabled_at !== null || !totp || totp.enabled_at === null) throw new SignetError('invalid_mfa_token');
 
     // Past the account's budget no code is even checked: the answer stays invalid_code.
-    const budget = await this.#limits.remaining('mfa.account', user.id);
+    const budget = await this.#limits.take('mfa.account', user.id);
     let ok: boolean;
     if (!budget.allowed) {
       ok = false;
@@ -149,17 +175,16 @@ export class MfaService {
       if (ok) this.#onEvent('account.mfa_recovery_code_used', { userId: user.id });
     }
     if (!ok) {
-      await failChallenge(this.#db, challenge.id);
-      await this.#limits.take('mfa.account', user.id);
       this.#onEvent('auth.mfa_failed', { userId: user.id });
       throw new SignetError('invalid_code');
     }
+    await this.#limits.refund('mfa.account', user.id);
     if (!(await completeChallenge(this.#db, challenge.id, now))) throw new SignetError('invalid_mfa_token');
     return { user, clientId: challenge.client_id ?? undefined };
   }
 
-  async #reauthenticate(user: UserRow, password: string): Promise<void> {
-    const ok = await this.#guard.reauthenticate(user.id, async () => (await this.#hasher.verify(password, user.password_hash)).ok);
+  async #reauthenticate(user: UserRow, password: string, context: Pick<ClientContext, 'ip'>): Promise<void> {
+    const ok = await this.#guard.reauthenticate(user.id, context.ip, async () => (await this.#hasher.verify(password, user.password_hash)).ok);
     if (!ok) throw new SignetError('invalid_credentials');
   }
 
@@ -169,21 +194,10 @@ export class MfaService {
 
   /** The 30-second step a code belongs to, if it is valid now. */
   #validStep(user: UserRow, sealed: string, code: string): number | undefined {
-    const secret = this.#openSecret(sealed);
+    const secret = this.#sealer.openOrThrow(SEAL_PURPOSE, sealed, 'a TOTP secret').value;
     const timestamp = this.#clock.now();
     const delta = this.#totp(user, Secret.fromBase32(secret)).validate({ token: code, timestamp, window: WINDOW });
     return delta === null ? undefined : Math.floor(timestamp / 1000 / PERIOD) + delta;
-  }
-
-  #sealSecret(base32: string): string {
-    return this.#config.masterSecret ? seal(this.#config.masterSecret, SEAL_PURPOSE, base32) : base32;
-  }
-
-  #openSecret(stored: string): string {
-    if (!stored.startsWith('v1.')) return stored;
-    const plain = this.#config.masterSecret ? open(this.#config.masterSecret, SEAL_PURPOSE, stored) : undefined;
-    if (plain === undefined) throw new Error('cannot decrypt a TOTP secret: SIGNET_SECRET is missing or changed');
-    return plain;
   }
 }
 

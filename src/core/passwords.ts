@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { dictionary } from '@zxcvbn-ts/language-common';
 import { SignetError } from '../errors.js';
 import { HashAbortedError } from './hash-pool.js';
@@ -20,8 +21,13 @@ export interface Argon2Parameters {
   parallelism: number;
 }
 
-/** Stored hashes past these cost more than a sign-in is worth: refuse, never verify (denial of service). */
-export const VERIFY_LIMITS = { argon2MemoryKiB: 256 * 1024, argon2TimeCost: 20, argon2Parallelism: 16, bcryptCost: 15 };
+/**
+ * Stored hashes past these cost more than a sign-in is worth: refuse, never
+ * verify (denial of service). bcrypt 12 takes ~250 ms here, 13 twice that; a
+ * failed sign-in is answered no sooner than the slowest kind in the store takes
+ * (see `failureFloorMs`), so the cap also bounds how long every failure waits.
+ */
+export const VERIFY_LIMITS = { argon2MemoryKiB: 256 * 1024, argon2TimeCost: 20, argon2Parallelism: 16, bcryptCost: 12 };
 
 /** NIST SP 800-63B §3.1.1.2: what is hashed and compared is the NFKC form. */
 export function normalizePassword(password: string): string {
@@ -44,6 +50,9 @@ export function assertNotWeak(password: string, context: { email?: string | unde
   const own = [context.email, context.email?.split('@')[0], context.username ?? undefined].filter((v): v is string => !!v).map((v) => v.toLowerCase());
   if (COMMON.has(lower) || own.includes(lower)) throw new SignetError('weak_password');
 }
+
+const ARGON2 = 'argon2';
+const bcryptKind = (cost: number) => `bcrypt-${cost}`;
 
 type ParsedHash = { kind: 'argon2'; variant: string; m: number; t: number; p: number } | { kind: 'bcrypt'; cost: number };
 
@@ -84,7 +93,7 @@ export class PasswordHasher {
   }
 
   async hash(password: string, options: HashOptions = {}): Promise<string> {
-    return (await this.#pool.run({ op: 'hash', password, options: this.#params }, options.priority, options.signal)) as string;
+    return (await this.#pool.run({ op: 'hash', kind: ARGON2, password, options: this.#params }, options.priority, options.signal)) as string;
   }
 
   async verify(password: string, stored: string, options: HashOptions = {}): Promise<VerifyResult> {
@@ -102,7 +111,8 @@ export class PasswordHasher {
     try {
       ok = (await this.#pool.run(task, options.priority, options.signal)) === true;
     } catch (error) {
-      if (error instanceof HashAbortedError) throw error;
+      // Not an answer about the password: the client left, or the server is shutting down.
+      if (error instanceof HashAbortedError || error instanceof SignetError) throw error;
       // A stored hash the library cannot read is refused like any other: never a 500, never an oracle.
       this.#events.onRefusedHash?.(`stored hash could not be verified (${error instanceof Error ? error.message : 'error'})`);
       await this.verifyDummy(password, options);
@@ -114,18 +124,48 @@ export class PasswordHasher {
   /** Always false, after the same work as a real verification. */
   async verifyDummy(password: string, options: HashOptions = {}): Promise<false> {
     this.#dummy ??= this.hash(randomBytes(18).toString('base64'));
-    await this.#pool.run({ op: 'verify-argon2', password, hash: await this.#dummy }, options.priority, options.signal);
+    await this.#pool.run({ op: 'verify-argon2', kind: ARGON2, password, hash: await this.#dummy }, options.priority, options.signal);
     return false;
+  }
+
+  /**
+   * How long a failed password check takes at least, ms: the median time of
+   * the slowest kind of hash this process has verified or calibrated. Unknown
+   * accounts are checked against an Argon2id dummy, accounts imported with
+   * bcrypt take longer to verify; answering every failure no sooner than this
+   * keeps the three (and a throttled attempt) alike.
+   */
+  failureFloorMs(): number {
+    let floor = 0;
+    for (const ms of this.#pool.medianMs().values()) floor = Math.max(floor, ms);
+    return floor;
+  }
+
+  /** Waits until `failureFloorMs` has passed since `startedAt` (a `performance.now()` value). */
+  async padFailure(startedAt: number): Promise<void> {
+    const left = startedAt + this.failureFloorMs() - performance.now();
+    if (left > 0) await sleep(left);
+  }
+
+  /**
+   * Measures the hash kinds the store holds before anyone signs in with one:
+   * the Argon2id dummy, and one bcrypt hash per cost found among imported
+   * accounts, so the first failure against such an account already waits as
+   * long as the others. Costs above the verification limit are skipped (those
+   * hashes are refused, never verified).
+   */
+  async calibrate(bcryptCosts: readonly number[]): Promise<void> {
+    await this.verifyDummy('');
+    const known = this.#pool.medianMs();
+    for (const cost of bcryptCosts) {
+      if (cost < 4 || cost > VERIFY_LIMITS.bcryptCost || known.has(bcryptKind(cost))) continue;
+      await this.#pool.run({ op: 'hash-bcrypt', kind: bcryptKind(cost), password: randomBytes(18).toString('base64'), cost });
+    }
   }
 
   /** Expected wait before a hash queued now starts, ms (admission control). */
   expectedWaitMs(priority: Priority = 'normal'): number {
     return this.#pool.expectedWaitMs(priority);
-  }
-
-  /** Typical duration of one hash, ms: a throttled answer waits this long so it looks like a real one. */
-  typicalMs(): number {
-    return this.#pool.stats().averageMs;
   }
 
   needsRehash(stored: string): boolean {

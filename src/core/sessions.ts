@@ -9,16 +9,17 @@ import {
   findRefreshToken,
   findRefreshTokenById,
   insertSession,
-  listEndedSince,
+  listEndedAfter,
   listLiveSessions,
   rotateRefreshToken,
 } from '../store/sessions.js';
-import type { Liveness } from '../store/sessions.js';
+import type { EndedCursor, Liveness } from '../store/sessions.js';
 import type { RefreshTokenRow, SessionRow, UserRow } from '../store/schema.js';
 import type { AccessTokenClaims } from '../verify/jwt.js';
 import type { Clock } from './clock.js';
 import { open, randomToken, seal, sha256, uuidv7 } from './crypto.js';
 import type { TokenService } from './tokens.js';
+import { CLOCK_LEEWAY } from './keys.js';
 
 export interface ClientContext {
   ip: string | null;
@@ -47,6 +48,32 @@ export interface Authenticated {
   claims: AccessTokenClaims;
 }
 
+/** One answer of GET /auth/revocations. */
+export interface RevocationPage {
+  /** Ids of sessions ended after the cursor asked for, oldest first. */
+  sessions: string[];
+  /** Seconds an ended session stays in the list: the access-token lifetime plus the verifiers' leeway. */
+  horizon: number;
+  /** Where the next call resumes (`?since=`). */
+  cursor: string;
+  /** False when more ids wait: call again at once with `cursor`. */
+  complete: boolean;
+}
+
+const REVOCATION_PAGE = 5000;
+const REVOCATION_SETTLE_MS = 5000;
+const CURSOR = /^(\d{1,15})\.([0-9a-f-]{36})?$/;
+
+function formatCursor(cursor: EndedCursor): string {
+  return `${cursor.endedAt}.${cursor.id}`;
+}
+
+/** A cursor from `?since=`, or undefined when it is not one Signet gave out. */
+export function parseRevocationCursor(text: string): EndedCursor | undefined {
+  const match = CURSOR.exec(text);
+  return match ? { endedAt: Number(match[1]), id: match[2] ?? '' } : undefined;
+}
+
 export type SecurityEventSink = (event: string, fields: Record<string, unknown>) => void;
 
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -70,6 +97,7 @@ export class SessionService {
   readonly #clock: Clock;
   readonly #config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>;
   readonly #onEvent: SecurityEventSink;
+  #revocationHead: { at: number; page: RevocationPage } | undefined;
 
   constructor(
     db: Db,
@@ -182,12 +210,14 @@ export class SessionService {
 
   async end(sessionId: string, reason: string): Promise<boolean> {
     const userId = await endSession(this.#db, sessionId, reason, this.#clock.now());
+    this.#revocationHead = undefined;
     if (userId !== undefined) this.#onEvent('session.ended', { userId, sessionId, reason });
     return userId !== undefined;
   }
 
   async endAll(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
     const count = await endUserSessions(this.#db, userId, reason, this.#clock.now(), exceptSessionId);
+    this.#revocationHead = undefined;
     if (count > 0) this.#onEvent('session.ended_all', { userId, reason, count });
     return count;
   }
@@ -197,12 +227,29 @@ export class SessionService {
   }
 
   /**
-   * Ids of sessions ended recently enough that their access tokens may still be
-   * unexpired: what `signet/verify` polls to refuse them without a per-request call.
+   * Sessions ended recently enough that their access tokens may still be
+   * unexpired, from `cursor` on (see RevocationPage): what `signet/verify`
+   * polls to refuse them without a per-request call. Never reaches further back
+   * than an access token lives; a page holds at most REVOCATION_PAGE ids. The
+   * first page (no cursor) is computed at most once per second per instance.
    */
-  async recentlyEnded(): Promise<string[]> {
-    const horizon = (this.#tokens.ttl + 60) * 1000;
-    return listEndedSince(this.#db, this.#clock.now() - horizon);
+  async revocations(cursor?: EndedCursor): Promise<RevocationPage> {
+    const now = this.#clock.now();
+    if (cursor === undefined && this.#revocationHead && now - this.#revocationHead.at < 1000) return this.#revocationHead.page;
+    const horizon = this.#tokens.ttl + CLOCK_LEEWAY;
+    const oldest: EndedCursor = { endedAt: now - horizon * 1000, id: '' };
+    const after = cursor === undefined || cursor.endedAt < oldest.endedAt ? oldest : cursor;
+    const rows = await listEndedAfter(this.#db, after, REVOCATION_PAGE);
+    const complete = rows.length < REVOCATION_PAGE;
+    const last = rows.at(-1);
+    let next: EndedCursor = last ? { endedAt: last.endedAt, id: last.id } : after;
+    // A session ended just now may commit a moment after a later one (or on an instance whose
+    // clock runs behind): a caller that has everything resumes a few seconds back next time.
+    const resume = now - REVOCATION_SETTLE_MS;
+    if (complete && next.endedAt > resume) next = { endedAt: resume, id: '' };
+    const page: RevocationPage = { sessions: rows.map((r) => r.id), horizon, cursor: formatCursor(next), complete };
+    if (cursor === undefined) this.#revocationHead = { at: now, page };
+    return page;
   }
 
   #liveness(now: number): Liveness {

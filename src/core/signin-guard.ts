@@ -1,28 +1,44 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { SignetConfig } from '../config.js';
 import { SignetError } from '../errors.js';
 import type { Decision, LimitName, Limits } from './limits.js';
+import { networkKey } from './limits.js';
 import type { PasswordHasher } from './passwords.js';
 
 const ACCOUNT_WINDOWS: LimitName[] = ['signin.account.minute', 'signin.account.hour', 'signin.account.day'];
 
-/** Who is trying: the account identifier as typed, the client, and its device id if it showed a valid device cookie. */
+/** Who is trying: the account the identifier names, the client, and its device id if it showed a valid device cookie. */
 export interface Attempt {
-  /** `email:<lower-cased>` or `username:<lower-cased>`, for known and unknown accounts alike. */
+  /** `user:<id>` for an existing account (whichever identifier was typed); `email:<lower-cased>` or `username:<lower-cased>` otherwise. */
   identifier: string;
   ip: string | null;
   device: string | undefined;
 }
 
+export type GuardEventSink = (event: string, fields: Record<string, unknown>) => void;
+
+export interface SignInGuardOptions {
+  limits: Limits;
+  hasher: PasswordHasher;
+  config: Pick<SignetConfig, 'hashQueueBudgetMs'>;
+  onEvent: GuardEventSink;
+}
+
 /**
  * Brute-force and credential-stuffing defence for every password check
- * (sign-in, the OAuth password grant, MFA sign-in's first step).
+ * (sign-in, the OAuth password grant, MFA sign-in's first step, and a signed-in
+ * user's re-authentication).
  *
- * - Per client IP: all attempts and failed attempts are limited; past either
- *   the client gets `429`, which says nothing about any account.
- * - Per account identifier: failures throttle further attempts in growing
- *   windows. A throttled attempt answers exactly like a wrong password, after
- *   the time a hash takes, without spending one (no oracle, no CPU).
+ * Budgets are spent before the password is checked and given back when it is
+ * right ("consume first, refund on success"): a burst of concurrent attempts
+ * cannot all pass a check that counts failures only after the hash, so an
+ * account that allows five failures a minute gets exactly five passwords
+ * checked, however many arrive together.
+ *
+ * - Per client network: all attempts, and attempts not proven right, are
+ *   limited; past either the client gets `429`, which says nothing about any account.
+ * - Per account: attempts in growing windows. A throttled attempt answers
+ *   exactly like a wrong password (the caller pads its timing), without
+ *   spending a hash (no oracle, no CPU).
  * - A known device (valid device cookie for the account) is counted on its own
  *   budget instead, so an attacker elsewhere cannot lock the real user out.
  * - Admission control: when the hash queue's expected wait exceeds the budget,
@@ -33,44 +49,70 @@ export class SignInGuard {
   readonly #limits: Limits;
   readonly #hasher: PasswordHasher;
   readonly #config: Pick<SignetConfig, 'hashQueueBudgetMs'>;
-  readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
+  readonly #onEvent: GuardEventSink;
 
-  constructor(
-    limits: Limits,
-    hasher: PasswordHasher,
-    config: Pick<SignetConfig, 'hashQueueBudgetMs'>,
-    onEvent: (event: string, fields: Record<string, unknown>) => void,
-  ) {
-    this.#limits = limits;
-    this.#hasher = hasher;
-    this.#config = config;
-    this.#onEvent = onEvent;
+  constructor(options: SignInGuardOptions) {
+    this.#limits = options.limits;
+    this.#hasher = options.hasher;
+    this.#config = options.config;
+    this.#onEvent = options.onEvent;
   }
 
-  /** Runs before any hashing. Throws `rate_limited`, `unavailable` or (throttled) `invalid_credentials`. */
+  /**
+   * Spends the attempt's budgets before any hashing. Throws `rate_limited`,
+   * `unavailable` or (throttled) `invalid_credentials`. An admitted attempt
+   * must end in `succeeded()` when the password is right; a wrong one keeps
+   * what it spent.
+   */
   async admit(attempt: Attempt): Promise<void> {
-    const ip = attempt.ip ?? 'unknown';
-    const failures = await this.#limits.remaining('signin.ip.failures', ip);
-    if (!failures.allowed) throw this.#limited('signin.ip.failures', failures);
-    const all = await this.#limits.take('signin.ip', ip);
+    const network = networkKey(attempt.ip);
+    const all = await this.#limits.take('signin.ip', network);
     if (!all.allowed) throw this.#limited('signin.ip', all);
+    const unproven = await this.#limits.take('signin.ip.failures', network);
+    if (!unproven.allowed) throw this.#limited('signin.ip.failures', unproven);
 
-    if (attempt.device === undefined) this.admitHash('signin');
+    if (attempt.device === undefined) {
+      try {
+        this.admitHash('signin');
+      } catch (error) {
+        // Shed before anything was checked: the attempt proved nothing either way.
+        await this.#limits.refund('signin.ip.failures', network);
+        throw error;
+      }
+    }
 
-    const throttled =
-      attempt.device !== undefined
-        ? !(await this.#limits.remaining('signin.device', attempt.device)).allowed
-        : !(await this.#accountAllowed(attempt.identifier));
-    if (throttled) {
+    const windows: LimitName[] = attempt.device !== undefined ? ['signin.device'] : ACCOUNT_WINDOWS;
+    const key = attempt.device ?? attempt.identifier;
+    for (const [i, name] of windows.entries()) {
+      if ((await this.#limits.take(name, key)).allowed) continue;
+      // The windows already passed keep counting checked attempts only.
+      for (const passed of windows.slice(0, i)) await this.#limits.refund(passed, key);
       this.#onEvent('security.signin_throttled', { knownDevice: attempt.device !== undefined });
-      // The same answer after the same time as a wrong password, without computing a hash.
-      await sleep(this.#hasher.typicalMs());
-      throw new SignetError('invalid_credentials');
+      throw new SignetError('invalid_credentials', { cause: new Error('throttled') });
     }
   }
 
-  /** Admission control for a hash nobody has vouched for yet (sign-up, or sign-in from an unknown device). */
-  admitHash(kind: 'signup' | 'signin' = 'signup'): void {
+  /**
+   * The password was right. A known device's success clears only its own
+   * budget: the account's counters keep throttling the attacker elsewhere. A
+   * success from an unknown device (possible only while the account was not
+   * throttled) clears the account's.
+   */
+  async succeeded(attempt: Attempt): Promise<void> {
+    await this.#limits.refund('signin.ip.failures', networkKey(attempt.ip));
+    if (attempt.device !== undefined) await this.#limits.reset('signin.device', attempt.device);
+    else for (const name of ACCOUNT_WINDOWS) await this.#limits.reset(name, attempt.identifier);
+  }
+
+  /** An admitted attempt whose password was never checked (the client left, the server is stopping): it costs nothing. */
+  async unchecked(attempt: Attempt): Promise<void> {
+    await this.#limits.refund('signin.ip.failures', networkKey(attempt.ip));
+    if (attempt.device !== undefined) await this.#limits.refund('signin.device', attempt.device);
+    else for (const name of ACCOUNT_WINDOWS) await this.#limits.refund(name, attempt.identifier);
+  }
+
+  /** Admission control for a hash nobody has vouched for yet (sign-up, sign-in from an unknown device, re-authentication). */
+  admitHash(kind: 'signup' | 'signin' | 'reauth' = 'signup'): void {
     const wait = this.#hasher.expectedWaitMs('normal');
     if (wait > this.#config.hashQueueBudgetMs) {
       this.#onEvent(`security.${kind}_shed`, { expectedWaitMs: Math.round(wait) });
@@ -80,35 +122,21 @@ export class SignInGuard {
 
   /**
    * Password re-checks by a signed-in user (password change, MFA setup and
-   * disable): a stolen access token must not become a password oracle.
+   * disable): a stolen access token must not become a password oracle, and one
+   * account must not be able to keep the hash workers busy for everyone else.
+   * Every attempt, right or wrong, spends the account's and the network's
+   * budget before the hash, and waits its turn behind admission control.
    */
-  async reauthenticate(userId: string, check: () => Promise<boolean>): Promise<boolean> {
-    const budget = await this.#limits.remaining('reauth.user', userId);
-    if (!budget.allowed) throw new SignetError('rate_limited', { retryAfter: budget.resetSeconds, rateLimit: budget });
-    const ok = await check();
-    if (!ok) await this.#limits.take('reauth.user', userId);
-    return ok;
-  }
-
-  async failed(attempt: Attempt): Promise<void> {
-    await this.#limits.take('signin.ip.failures', attempt.ip ?? 'unknown');
-    if (attempt.device !== undefined) await this.#limits.take('signin.device', attempt.device);
-    else for (const name of ACCOUNT_WINDOWS) await this.#limits.take(name, attempt.identifier);
-  }
-
-  /**
-   * A known device's success clears only its own budget: the account's counters
-   * keep throttling the attacker elsewhere. A success from an unknown device
-   * (possible only while the account was not throttled) clears the account's.
-   */
-  async succeeded(attempt: Attempt): Promise<void> {
-    if (attempt.device !== undefined) await this.#limits.reset('signin.device', attempt.device);
-    else for (const name of ACCOUNT_WINDOWS) await this.#limits.reset(name, attempt.identifier);
-  }
-
-  async #accountAllowed(identifier: string): Promise<boolean> {
-    for (const name of ACCOUNT_WINDOWS) if (!(await this.#limits.remaining(name, identifier)).allowed) return false;
-    return true;
+  async reauthenticate(userId: string, ip: string | null, check: () => Promise<boolean>): Promise<boolean> {
+    this.admitHash('reauth');
+    for (const [name, key] of [
+      ['reauth.ip', networkKey(ip)],
+      ['reauth.user', userId],
+    ] as const) {
+      const budget = await this.#limits.take(name, key);
+      if (!budget.allowed) throw this.#limited(name, budget);
+    }
+    return check();
   }
 
   #limited(name: LimitName, decision: Decision): SignetError {

@@ -1,7 +1,7 @@
 import { SignetError, isSignetError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import type { UserRow } from '../store/schema.js';
-import { emailKey, findUserByLogin, insertUser, newUserRow, replacePasswordHash, usernameKey } from '../store/users.js';
+import { bcryptCosts, emailKey, findUserByLogin, insertUser, newUserRow, replacePasswordHash, usernameKey } from '../store/users.js';
 import { BackgroundWork } from './background.js';
 import type { DeviceCookies } from './devices.js';
 import type { MfaService } from './mfa.js';
@@ -9,7 +9,7 @@ import type { Attempt, SignInGuard } from './signin-guard.js';
 import type { Clock } from './clock.js';
 import { uuidv7 } from './crypto.js';
 import { assertNotWeak } from './passwords.js';
-import type { PasswordHasher } from './passwords.js';
+import type { HashOptions, PasswordHasher, VerifyResult } from './passwords.js';
 import type { SignetConfig } from '../config.js';
 import type { AccountLifecycle } from './lifecycle.js';
 import type { ClientContext, Grant, SessionService } from './sessions.js';
@@ -106,7 +106,7 @@ export class AccountService {
   async signUp(input: SignUpInput, context: ClientContext): Promise<{ user: UserRow; grant?: Grant }> {
     assertNotWeak(input.password, input);
     const required = this.#config.emailVerification === 'required';
-    this.#guard.admitHash();
+    this.#guard.admitHash('signup');
     const existing = await findUserByLogin(this.#db, { email: input.email });
     if (existing && !required) throw new SignetError('email_taken');
     if (input.username !== undefined && (await findUserByLogin(this.#db, { username: input.username }))) throw new SignetError('username_taken');
@@ -155,9 +155,22 @@ export class AccountService {
 
   /**
    * Checks a login behind every sign-in defence (see SignInGuard) and returns
-   * the user; shared by sign-in and the OAuth password grant.
+   * the user; shared by sign-in and the OAuth password grant. Every
+   * `invalid_credentials` (unknown account, wrong password, disabled account,
+   * throttled account) is answered after the same time: no sooner than the
+   * slowest kind of stored hash takes to verify.
    */
   async verifyLogin(login: Login, context: ClientContext): Promise<{ user: UserRow }> {
+    const started = performance.now();
+    try {
+      return await this.#checkLogin(login, context);
+    } catch (error) {
+      if (isSignetError(error, 'invalid_credentials')) await this.#hasher.padFailure(started);
+      throw error;
+    }
+  }
+
+  async #checkLogin(login: Login, context: ClientContext): Promise<{ user: UserRow }> {
     const identifier = 'email' in login ? { email: login.email } : { username: login.username };
     const user = await findUserByLogin(this.#db, identifier);
     const attempt: Attempt = {
@@ -168,13 +181,18 @@ export class AccountService {
     };
     await this.#guard.admit(attempt);
     const options = { priority: attempt.device !== undefined ? ('high' as const) : ('normal' as const), signal: context.signal };
-    if (!user) {
-      await this.#hasher.verifyDummy(login.password, options);
-      throw await this.#failure(attempt, 'unknown_user');
+    let ok: boolean;
+    let needsRehash = false;
+    try {
+      ({ ok, needsRehash } = user ? await this.#hasher.verify(login.password, user.password_hash, options) : await this.#unknown(login.password, options));
+    } catch (error) {
+      // The password was never checked (the client left, or the server is stopping): the attempt costs nothing.
+      await this.#guard.unchecked(attempt);
+      throw error;
     }
-    const { ok, needsRehash } = await this.#hasher.verify(login.password, user.password_hash, options);
-    if (!ok) throw await this.#failure(attempt, 'wrong_password', user.id);
-    if (user.disabled_at !== null) throw await this.#failure(attempt, 'disabled', user.id);
+    if (!user) throw this.#failure(attempt, 'unknown_user');
+    if (!ok) throw this.#failure(attempt, 'wrong_password', user.id);
+    if (user.disabled_at !== null) throw this.#failure(attempt, 'disabled', user.id);
     await this.#guard.succeeded(attempt);
     if (needsRehash) this.#background.run(() => this.#upgradeHash(user, login.password));
     // Only after the right password, so the answer reveals nothing to a guesser.
@@ -186,13 +204,26 @@ export class AccountService {
     return { user };
   }
 
+  /** The same work as checking a real account's password, for an identifier that names none. */
+  async #unknown(password: string, options: HashOptions): Promise<VerifyResult> {
+    return { ok: await this.#hasher.verifyDummy(password, options), needsRehash: false };
+  }
+
+  /**
+   * Starts timing the kinds of hash the store holds (Argon2id, and bcrypt at
+   * each cost imported accounts still use), in the background.
+   */
+  calibrate(): void {
+    this.#background.run(async () => this.#hasher.calibrate(await bcryptCosts(this.#db)));
+  }
+
   /** Resolves when background work (hash upgrades) has finished. */
   async settle(): Promise<void> {
     await this.#background.settle();
   }
 
-  async #failure(attempt: Attempt, reason: string, userId?: string): Promise<SignetError> {
-    await this.#guard.failed(attempt);
+  /** A checked, wrong attempt: it keeps the budget it spent in `admit`. */
+  #failure(attempt: Attempt, reason: string, userId?: string): SignetError {
     this.#onEvent('auth.signin_failed', { reason, userId, knownDevice: attempt.device !== undefined });
     return new SignetError('invalid_credentials');
   }

@@ -23,6 +23,7 @@ import {
 import { registerPages } from './pages.js';
 import { auditRoute } from './handlers/audit.js';
 import { withClientIp } from '../core/audit.js';
+import { constantTimeEqual } from '../core/crypto.js';
 import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
 import { json } from './context.js';
@@ -104,6 +105,9 @@ export function createApp(services: Services): Hono<AppEnv> {
     headers.set('x-request-id', requestId);
     headers.set('x-content-type-options', 'nosniff');
     headers.set('referrer-policy', 'no-referrer');
+    // Framing protection on every response (OWASP REST Security): pages set a stricter CSP of their own.
+    headers.set('x-frame-options', 'DENY');
+    if (!headers.has('content-security-policy')) headers.set('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
     if (c.req.path.startsWith('/auth/')) headers.set('cache-control', 'no-store');
     if (isHttps(c, config.trustProxy)) headers.set('strict-transport-security', 'max-age=31536000; includeSubDomains');
     const ms = performance.now() - started;
@@ -125,7 +129,8 @@ export function createApp(services: Services): Hono<AppEnv> {
 
   for (const r of routes) {
     app.on(r.method, r.path, async (c) => {
-      const credential = r.auth === 'none' ? undefined : accessCredential(c);
+      if (r.auth === 'operator') assertOperator(c, config.metricsToken);
+      const credential = r.auth === 'none' || r.auth === 'operator' ? undefined : accessCredential(c);
       if (r.auth === 'bearer' || (r.auth === 'bearer-or-body' && credential !== undefined)) {
         if (credential === undefined) throw new SignetError('missing_token');
         const auth = await services.sessions.authenticate(credential.token);
@@ -139,7 +144,8 @@ export function createApp(services: Services): Hono<AppEnv> {
         const raw = await readJsonObject(c.req.raw, config.bodyLimit, { optional: r.bodyOptional ?? false });
         body = raw === undefined ? undefined : validate(r.body, raw, r.crossCheck?.(raw));
       }
-      return r.handle(c, body);
+      const query = r.query ? validate(r.query, c.req.query()) : {};
+      return r.handle(c, body, query);
     });
   }
 
@@ -187,4 +193,17 @@ function accessCredential(c: AppContext): { token: string; via: 'header' | 'cook
   const token = match?.[2]?.trim();
   if (!match || match[1].toLowerCase() !== 'bearer' || !token) throw new SignetError('missing_token');
   return { token, via: 'header' };
+}
+
+/**
+ * Operator routes (/metrics) take the configured token as a Bearer token,
+ * compared in constant time. Without a configured token they do not exist on
+ * this listener: nothing an unauthenticated caller can read moves with
+ * account existence.
+ */
+function assertOperator(c: AppContext, token: string | undefined): void {
+  if (token === undefined) throw new SignetError('not_found');
+  const sent = accessCredential(c);
+  if (sent === undefined || sent.via !== 'header') throw new SignetError('missing_token');
+  if (!constantTimeEqual(sent.token, token)) throw new SignetError('invalid_token');
 }

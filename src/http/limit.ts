@@ -1,5 +1,6 @@
 import { SignetError } from '../errors.js';
 import type { LimitName } from '../core/limits.js';
+import { networkKey } from '../core/limits.js';
 import type { AppContext } from './context.js';
 
 /**
@@ -9,7 +10,7 @@ import type { AppContext } from './context.js';
 export async function limitClient(c: AppContext, name: LimitName): Promise<void> {
   const { limits } = c.var.services;
   if (!limits.enabled) return;
-  const key = c.var.client.ip ?? 'unknown';
+  const key = networkKey(c.var.client.ip);
   const decision = await limits.take(name, key);
   c.header('ratelimit-limit', String(decision.limit));
   c.header('ratelimit-remaining', String(decision.remaining));

@@ -59,10 +59,12 @@ export function openApiDocument(routes: readonly Route[], info: { serverUrl: str
       summary: r.summary,
       tags: [r.tag],
       operationId: `${r.method.toLowerCase()}${path.replace(/[^A-Za-z0-9]+(\w)?/g, (_, ch: string | undefined) => (ch ?? '').toUpperCase())}`,
-      ...(r.path.includes(':')
-        ? { parameters: [...r.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } })) }
-        : {}),
-      ...(r.auth === 'bearer' ? { security: [{ bearer: [] }] } : r.auth === 'bearer-or-body' ? { security: [{ bearer: [] }, {}] } : {}),
+      ...(r.path.includes(':') || r.query ? { parameters: parameters(r, (schema) => collect(schema, 'input')) } : {}),
+      ...(r.auth === 'bearer' || r.auth === 'operator'
+        ? { security: [{ bearer: [] }] }
+        : r.auth === 'bearer-or-body'
+          ? { security: [{ bearer: [] }, {}] }
+          : {}),
       ...(r.body
         ? {
             requestBody: {
@@ -88,4 +90,18 @@ export function openApiDocument(routes: readonly Route[], info: { serverUrl: str
       securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
     },
   };
+}
+
+/** Path parameters from the pattern, query parameters from the row's query schema. */
+function parameters(r: Route, collect: (schema: ZodType) => unknown): unknown[] {
+  const path = [...r.path.matchAll(/:(\w+)/g)].map((m) => ({ name: m[1], in: 'path', required: true, schema: { type: 'string' } }));
+  const shape = (r.query?.shape ?? {}) as Record<string, ZodType>;
+  const query = Object.entries(shape).map(([name, schema]) => ({
+    name,
+    in: 'query',
+    required: !schema.safeParse(undefined).success,
+    ...(schema.description ? { description: schema.description } : {}),
+    schema: collect(schema),
+  }));
+  return [...path, ...query];
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Hono } from 'hono';
 import { isSignetError } from '../errors.js';
+import { networkKey } from '../core/limits.js';
 import { PASSWORD_MAX_LENGTH, normalizePassword, passwordLength } from '../core/passwords.js';
 import type { Services } from '../services.js';
 import { decodeUtf8, isFormContentType, readBody } from './body.js';
@@ -125,7 +126,7 @@ export function registerPages(app: Hono<AppEnv>, services: Services): void {
     if (params instanceof Response) return params;
     const parsed = emailSchema.safeParse(params.get('email') ?? '');
     if (!parsed.success) return page(name, 'Forgot your password?', `<p class="error">Enter a valid email address.</p>${forgotForm}`, 400);
-    if (limits.enabled && !(await limits.take('mail.ip', c.var.client.ip ?? 'unknown')).allowed) {
+    if (limits.enabled && !(await limits.take('mail.ip', networkKey(c.var.client.ip))).allowed) {
       return page(name, 'Too many requests', '<p class="error">Too many requests from here. Try again later.</p>', 429);
     }
     lifecycle.requestPasswordReset(parsed.data);

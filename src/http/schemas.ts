@@ -129,8 +129,10 @@ export const Discovery = z.record(z.string(), z.unknown()).meta({ id: 'Discovery
 
 export const RevocationList = z
   .object({
-    sessions: z.array(z.string()).meta({ description: 'Session ids (the `sid` claim) ended within the horizon' }),
-    horizon: z.number().int().meta({ description: 'Seconds covered: access-token lifetime plus clock leeway' }),
+    sessions: z.array(z.string()).meta({ description: 'Session ids (the `sid` claim) ended after the cursor asked for, within the horizon, oldest first' }),
+    horizon: z.number().int().meta({ description: 'Seconds an ended session stays listed: access-token lifetime plus clock leeway' }),
+    cursor: z.string().meta({ description: 'Pass as `since` on the next call' }),
+    complete: z.boolean().meta({ description: 'False when more ids wait: call again at once with `since=cursor`' }),
   })
   .meta({ id: 'RevocationList' });
 

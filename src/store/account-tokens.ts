@@ -34,13 +34,14 @@ export async function verifyEmailWithToken(db: Db, token: AccountTokenRow, now: 
 
 /**
  * Resets a password: claims the token (single use), replaces the hash, retires
- * every other reset token and ends every session, all or nothing. Returns false
+ * every other reset token, ends every session, and removes a TOTP factor that
+ * was enabled before the address was proven, all or nothing. Returns undefined
  * when the token was used in the meantime.
  */
-export async function resetPasswordWithToken(db: Db, token: AccountTokenRow, passwordHash: string, now: number): Promise<boolean> {
+export async function resetPasswordWithToken(db: Db, token: AccountTokenRow, passwordHash: string, now: number): Promise<{ mfaRemoved: boolean } | undefined> {
   return db.kysely.transaction().execute(async (trx) => {
     const claimed = await trx.updateTable('account_tokens').set({ used_at: now }).where('id', '=', token.id).where('used_at', 'is', null).executeTakeFirst();
-    if (claimed.numUpdatedRows === 0n) return false;
+    if (claimed.numUpdatedRows === 0n) return undefined;
     // Following the emailed link proves the address, so it counts as verified.
     await trx.updateTable('users').set({ password_hash: passwordHash, email_verified: 1, updated_at: now }).where('id', '=', token.user_id).execute();
     await trx
@@ -56,7 +57,14 @@ export async function resetPasswordWithToken(db: Db, token: AccountTokenRow, pas
       .where('user_id', '=', token.user_id)
       .where('ended_at', 'is', null)
       .execute();
-    return true;
+    const unproven = await trx.deleteFrom('mfa_totp').where('user_id', '=', token.user_id).where('email_proven', '=', 0).executeTakeFirst();
+    const mfaRemoved = unproven.numDeletedRows > 0n;
+    if (mfaRemoved) {
+      await trx.deleteFrom('mfa_recovery_codes').where('user_id', '=', token.user_id).execute();
+      await trx.updateTable('mfa_challenges').set({ used_at: now }).where('user_id', '=', token.user_id).where('used_at', 'is', null).execute();
+      await trx.updateTable('users').set({ mfa_enabled: 0 }).where('id', '=', token.user_id).execute();
+    }
+    return { mfaRemoved };
   });
 }
 

@@ -106,3 +106,56 @@ export async function* iterateAudit(db: Db, options: { upTo: number; pageSize?: 
     after = page[page.length - 1].seq;
   }
 }
+
+/**
+ * Rewrites every entry's `prev_hash` and `hash` in seq order, in one
+ * transaction that holds the head row (no append can interleave). `rehash`
+ * gets each stored row, the new hash of the entry before it, and the stored
+ * hash of the entry before it (to check the old chain); it throws to abort.
+ */
+export async function reanchorAudit(
+  db: Db,
+  rehash: (row: AuditRow, prevHash: string, previousStored: string) => string,
+  pageSize = 500,
+): Promise<{ entries: number; rekeyed: number }> {
+  return audit(db)
+    .transaction()
+    .execute(async (trx) => {
+      const head = await trx
+        .updateTable('audit_head')
+        .set((eb) => ({ seq: eb('seq', '+', 0) }))
+        .where('id', '=', HEAD_ID)
+        .returning(['seq', 'hash'])
+        .executeTakeFirstOrThrow();
+      // The genesis value: prev_hash of entry 1 (core/audit.ts GENESIS_HASH).
+      let previousStored = '0'.repeat(64);
+      let prevHash = previousStored;
+      let after = 0;
+      let rekeyed = 0;
+      for (;;) {
+        const page = await trx
+          .selectFrom('audit_log')
+          .selectAll()
+          .where('seq', '>', after)
+          .where('seq', '<=', head.seq)
+          .orderBy('seq', 'asc')
+          .limit(pageSize)
+          .execute();
+        for (const row of page) {
+          if (row.seq !== after + 1) throw new Error(`the audit chain is broken at entry ${after + 1} (missing); nothing was changed`);
+          const hash = rehash(row, prevHash, previousStored);
+          if (hash !== row.hash || prevHash !== row.prev_hash) {
+            await trx.updateTable('audit_log').set({ prev_hash: prevHash, hash }).where('seq', '=', row.seq).execute();
+            rekeyed += 1;
+          }
+          previousStored = row.hash;
+          prevHash = hash;
+          after = row.seq;
+        }
+        if (page.length < pageSize) break;
+      }
+      if (after !== head.seq || previousStored !== head.hash) throw new Error('the audit chain does not end at the recorded head; nothing was changed');
+      await trx.updateTable('audit_head').set({ hash: prevHash }).where('id', '=', HEAD_ID).execute();
+      return { entries: after, rekeyed };
+    });
+}

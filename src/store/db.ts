@@ -1,4 +1,3 @@
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
@@ -6,12 +5,15 @@ import pg from 'pg';
 import { StoreUnavailableError } from '../errors.js';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
+import { createPrivateFile, privateDirectory, tightenFiles } from './files.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
 export interface Db {
   kysely: Kysely<Database>;
   dialect: Dialect;
+  /** Files whose permissions were tightened to 0600 at open (created readable by an older Signet). */
+  tightened: string[];
   /** Cheap round trip for `/readyz`. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -31,11 +33,15 @@ export function openDb(options: OpenDbOptions): Db {
 }
 
 function sqliteFile(dataDir: string): string {
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  privateDirectory(dataDir);
   return join(dataDir, 'signet.db');
 }
 
 function openSqlite(path: string): Db {
+  const onDisk = path !== ':memory:' && path !== '';
+  // SQLite gives the -wal and -shm files the database file's permissions: 0600 all three.
+  if (onDisk) createPrivateFile(path);
+  const tightened = onDisk ? tightenFiles([path, `${path}-wal`, `${path}-shm`]) : [];
   const database = new SQLite(path);
   database.pragma('journal_mode = WAL');
   // FULL makes every commit durable in WAL mode (NORMAL may lose the last commits on power loss).
@@ -46,6 +52,7 @@ function openSqlite(path: string): Db {
   return {
     kysely,
     dialect: 'sqlite',
+    tightened,
     ping: async () => {
       database.prepare('select 1').get();
       return Promise.resolve();
@@ -78,6 +85,7 @@ function openPostgres(connectionString: string, onBackgroundError?: (error: Erro
   return {
     kysely,
     dialect: 'postgres',
+    tightened: [],
     ping: async () => {
       const client = await pool.connect();
       try {

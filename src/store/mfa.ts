@@ -14,11 +14,15 @@ export async function savePendingTotp(db: Db, row: TotpRow): Promise<void> {
 }
 
 /** Enables TOTP and stores the recovery codes, replacing older ones; false if not pending any more. */
-export async function enableTotp(db: Db, userId: string, step: number, codes: RecoveryCodeRow[], now: number): Promise<boolean> {
+export async function enableTotp(
+  db: Db,
+  change: { userId: string; step: number; codes: RecoveryCodeRow[]; emailProven: boolean; now: number },
+): Promise<boolean> {
+  const { userId, step, codes, now } = change;
   return db.kysely.transaction().execute(async (trx) => {
     const updated = await trx
       .updateTable('mfa_totp')
-      .set({ enabled_at: now, last_step: step })
+      .set({ enabled_at: now, last_step: step, email_proven: change.emailProven ? 1 : 0 })
       .where('user_id', '=', userId)
       .where('enabled_at', 'is', null)
       .executeTakeFirst();
@@ -65,17 +69,22 @@ export async function insertChallenge(db: Db, row: MfaChallengeRow): Promise<voi
   await db.kysely.insertInto('mfa_challenges').values(row).execute();
 }
 
-export async function findChallenge(db: Db, tokenHash: string): Promise<MfaChallengeRow | undefined> {
-  return db.kysely.selectFrom('mfa_challenges').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
-}
-
-/** Counts a wrong code; returns the failures so far. */
-export async function failChallenge(db: Db, id: string): Promise<void> {
-  await db.kysely
+/**
+ * Claims one code attempt of a live challenge in one conditional write, before
+ * the code is checked: of N concurrent attempts at most `maxAttempts` (minus
+ * those made before) get the row back; the rest get undefined, as for a used,
+ * expired or unknown challenge.
+ */
+export async function claimChallengeAttempt(db: Db, tokenHash: string, now: number, maxAttempts: number): Promise<MfaChallengeRow | undefined> {
+  return db.kysely
     .updateTable('mfa_challenges')
-    .set((eb) => ({ failures: eb('failures', '+', 1) }))
-    .where('id', '=', id)
-    .execute();
+    .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+    .where('token_hash', '=', tokenHash)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .where('attempts', '<', maxAttempts)
+    .returningAll()
+    .executeTakeFirst();
 }
 
 /** Single use: false when another request completed it first. */

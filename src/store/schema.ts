@@ -90,20 +90,16 @@ export interface MailRow {
   last_error: string | null;
 }
 
-export interface ServerSecretRow {
-  name: string;
-  value: string;
-  created_at: number;
-}
-
 export interface TotpRow {
   user_id: string;
-  /** Base32 secret, sealed with SIGNET_SECRET when one is set. */
+  /** Base32 secret, sealed at rest (core/secrets.ts). */
   secret: string;
   created_at: number;
   /** Null while setup awaits its first valid code. */
   enabled_at: number | null;
   last_step: number;
+  /** 1 if the account's email was verified when TOTP was enabled; a password reset removes TOTP set up without it. */
+  email_proven: number;
 }
 
 export interface RecoveryCodeRow {
@@ -119,7 +115,8 @@ export interface MfaChallengeRow {
   token_hash: string;
   created_at: number;
   expires_at: number;
-  failures: number;
+  /** Codes checked so far, counted before each check (at most 5). */
+  attempts: number;
   used_at: number | null;
   client_id: string | null;
 }
@@ -131,7 +128,6 @@ export interface Database {
   signing_keys: SigningKeyRow;
   account_tokens: AccountTokenRow;
   mail_outbox: MailRow;
-  server_secrets: ServerSecretRow;
   mfa_totp: TotpRow;
   mfa_recovery_codes: RecoveryCodeRow;
   mfa_challenges: MfaChallengeRow;

@@ -18,7 +18,6 @@ export async function insertSession(db: Db, session: SessionRow, token: RefreshT
   }
 }
 
-/** The user and session behind an access token, if both are still live. */
 /**
  * A session is live until it is ended, reaches its absolute end, or goes unused
  * (no refresh) past the idle limit: `idleCutoff` is now minus that limit.
@@ -135,8 +134,24 @@ export async function listLiveSessions(db: Db, userId: string, at: Liveness): Pr
     .execute();
 }
 
-/** Sessions ended after `since` (their access tokens may still be unexpired). */
-export async function listEndedSince(db: Db, since: number): Promise<string[]> {
-  const rows = await db.kysely.selectFrom('sessions').select('id').where('ended_at', '>', since).orderBy('ended_at', 'desc').limit(100_000).execute();
-  return rows.map((r) => r.id);
+/** A position in the list of ended sessions: ordered by end time, then id. */
+export interface EndedCursor {
+  endedAt: number;
+  id: string;
+}
+
+/**
+ * Sessions ended after `after` (their access tokens may still be unexpired),
+ * oldest first, at most `limit`: one index range scan (sessions_ended_at).
+ */
+export async function listEndedAfter(db: Db, after: EndedCursor, limit: number): Promise<{ id: string; endedAt: number }[]> {
+  const rows = await db.kysely
+    .selectFrom('sessions')
+    .select(['id', 'ended_at'])
+    .where((eb) => eb.or([eb('ended_at', '>', after.endedAt), eb.and([eb('ended_at', '=', after.endedAt), eb('id', '>', after.id)])]))
+    .orderBy('ended_at', 'asc')
+    .orderBy('id', 'asc')
+    .limit(limit)
+    .execute();
+  return rows.map((r) => ({ id: r.id, endedAt: r.ended_at! }));
 }

@@ -1,4 +1,5 @@
 import { SignetError } from '../errors.js';
+import { sql } from 'kysely';
 import type { Db } from './db.js';
 import { uniqueViolation } from './db.js';
 import type { UserRow } from './schema.js';
@@ -77,4 +78,17 @@ export async function replacePasswordHash(db: Db, id: string, expected: string, 
     .where('password_hash', '=', expected)
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
+}
+
+/**
+ * The bcrypt costs among stored hashes (accounts imported with bcrypt and not
+ * yet signed in since). Reads the partial index users_bcrypt_hash only, so it
+ * costs nothing once every account is on Argon2id.
+ */
+export async function bcryptCosts(db: Db): Promise<number[]> {
+  // The predicate is spelled exactly as the index's, with a literal, so both planners use the index.
+  const { rows } = await sql<{ cost: string }>`select distinct substr(password_hash, 5, 2) as cost from users where password_hash like '$2%'`.execute(
+    db.kysely,
+  );
+  return rows.map((r) => Number(r.cost)).filter((n) => Number.isInteger(n));
 }

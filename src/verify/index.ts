@@ -45,12 +45,16 @@ export interface VerifierOptions {
   /** How long fetched keys are trusted before a background refetch (default 5 min, Signet's JWKS max-age). */
   jwksMaxAgeMs?: number;
   /**
-   * Opt-in: refuse tokens of ended sessions. The list of recently ended
-   * sessions is polled from Signet every `intervalMs` (default 30 s), so a
-   * session ended at Signet is refused here within that delay; no request
-   * waits on the network.
+   * Opt-in: refuse tokens of ended sessions. Signet's list of recently ended
+   * sessions is polled every `intervalMs` (default 30 s), a page at a time from
+   * where the last poll stopped, so a session ended at Signet is refused here
+   * within that delay; no request waits on the network. When no poll has
+   * succeeded for `maxStalenessMs` (default twice the interval plus 30 s) the
+   * verifier fails closed: every token is refused with
+   * `RevocationUnavailableError` (a 503 from the middleware) until a poll
+   * succeeds again, rather than honour tokens it can no longer check.
    */
-  revocation?: { url?: string | URL; intervalMs?: number };
+  revocation?: { url?: string | URL; intervalMs?: number; maxStalenessMs?: number };
   /** Errors of background work (JWKS or revocation refresh). */
   onError?: (error: Error) => void;
   /** For tests and custom agents. */
@@ -106,6 +110,19 @@ export class MissingTokenError extends Error {
   readonly code = 'missing_token';
   constructor() {
     super('an access token is required');
+  }
+}
+
+/**
+ * The revocation list could not be refreshed for longer than
+ * `revocation.maxStalenessMs`: tokens are refused until it can (fail closed).
+ * The middleware answers `503 unavailable` with Retry-After.
+ */
+export class RevocationUnavailableError extends Error {
+  override readonly name = 'RevocationUnavailableError';
+  readonly code = 'unavailable';
+  constructor(readonly staleForMs: number | undefined) {
+    super(staleForMs === undefined ? 'the revocation list has not been fetched yet' : `the revocation list is ${Math.round(staleForMs / 1000)} s old`);
   }
 }
 
@@ -170,27 +187,11 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return entry && entry.alg === alg ? entry.key : undefined;
   };
 
-  let revoked = new Set<string>();
-  let revocationReady: Promise<void> | undefined;
-  let pollRevocations: (() => Promise<void>) | undefined;
-  if (options.revocation) {
-    const url = new URL(options.revocation.url ?? `${options.issuer}/auth/revocations`);
-    const poll = async () => {
-      const response = await doFetch(url, { headers: { accept: 'application/json' } });
-      if (!response.ok) throw new Error(`revocation list: HTTP ${response.status}`);
-      const body = (await response.json()) as { sessions?: unknown };
-      if (!Array.isArray(body.sessions)) throw new Error('revocation list: malformed body');
-      revoked = new Set(body.sessions.filter((s): s is string => typeof s === 'string'));
-    };
-    pollRevocations = poll;
-    revocationReady = poll().catch(onError);
-    const timer = setInterval(() => void poll().catch(onError), options.revocation.intervalMs ?? 30_000);
-    timer.unref();
-    timers.push(timer);
-  }
+  const revocations = options.revocation ? revocationPoller(options.revocation, options.issuer, doFetch, clock, onError) : undefined;
+  if (revocations) timers.push(revocations.timer);
 
   async function verify(token: string): Promise<AccessTokenClaims> {
-    if (revocationReady) await revocationReady;
+    if (revocations) await revocations.assertFresh();
     const now = () => Math.floor(clock() / 1000);
     let claims: AccessTokenClaims;
     try {
@@ -205,7 +206,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       claims = verifyCached(cache, token, rules, resolve, now());
     }
     if (remote && !remote.fresh && !inflight) void refreshKeys().catch(onError);
-    if (revoked.has(claims.sid)) throw new JwtVerificationError('session ended');
+    if (revocations?.has(claims.sid)) throw new JwtVerificationError('session ended');
     if (options.requiredScopes?.length) {
       const granted = new Set((typeof claims.scope === 'string' ? claims.scope : '').split(' '));
       if (!options.requiredScopes.every((s) => granted.has(s))) throw new InsufficientScopeError(options.requiredScopes);
@@ -220,12 +221,21 @@ export function createVerifier(options: VerifierOptions): Verifier {
     return verify(token);
   }
 
-  const failure = (error: unknown) => {
+  /** The answer to a refused request: status, headers (challenge or Retry-After) and Signet's error body. */
+  const failure = (error: unknown): { status: number; headers: Record<string, string>; body: Record<string, unknown> } => {
+    const base = { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' };
+    if (error instanceof RevocationUnavailableError) {
+      return {
+        status: 503,
+        headers: { ...base, 'retry-after': '5' },
+        body: { statusCode: 503, error: 'Service Unavailable', message: 'Session revocations cannot be checked right now; retry shortly', code: 'unavailable' },
+      };
+    }
     if (error instanceof InsufficientScopeError) {
       const scope = error.required.join(' ');
       return {
         status: 403,
-        challenge: `Bearer realm="signet", error="insufficient_scope", scope="${scope}"`,
+        headers: { ...base, 'www-authenticate': `Bearer realm="signet", error="insufficient_scope", scope="${scope}"` },
         body: { statusCode: 403, error: 'Forbidden', message: 'The access token lacks a required scope', code: 'insufficient_scope' },
       };
     }
@@ -233,7 +243,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
     if (!missing && !(error instanceof JwtVerificationError)) onError(error as Error);
     return {
       status: 401,
-      challenge: missing ? 'Bearer realm="signet"' : 'Bearer realm="signet", error="invalid_token"',
+      headers: { ...base, 'www-authenticate': missing ? 'Bearer realm="signet"' : 'Bearer realm="signet", error="invalid_token"' },
       body: {
         statusCode: 401,
         error: 'Unauthorized',
@@ -256,9 +266,7 @@ export function createVerifier(options: VerifierOptions): Verifier {
       (error: unknown) => {
         const f = failure(error);
         res.statusCode = f.status;
-        res.setHeader('www-authenticate', f.challenge);
-        res.setHeader('content-type', 'application/json; charset=utf-8');
-        res.setHeader('cache-control', 'no-store');
+        for (const [name, value] of Object.entries(f.headers)) res.setHeader(name, value);
         res.end(JSON.stringify(f.body));
       },
     );
@@ -274,7 +282,9 @@ export function createVerifier(options: VerifierOptions): Verifier {
         request.auth = await verifyAuthorization(header(request.headers));
       } catch (error) {
         const f = failure(error);
-        reply.code(f.status).header('www-authenticate', f.challenge).header('cache-control', 'no-store').send(f.body);
+        reply.code(f.status);
+        for (const [name, value] of Object.entries(f.headers)) reply.header(name, value);
+        reply.send(f.body);
       }
     },
     hono: () => async (c, next) => {
@@ -282,18 +292,102 @@ export function createVerifier(options: VerifierOptions): Verifier {
         c.set('auth', await verifyAuthorization(c.req.header('authorization')));
       } catch (error) {
         const f = failure(error);
-        return new Response(JSON.stringify(f.body), {
-          status: f.status,
-          headers: { 'www-authenticate': f.challenge, 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' },
-        });
+        return new Response(JSON.stringify(f.body), { status: f.status, headers: f.headers });
       }
       await next();
       return undefined;
     },
     refresh: async () => {
-      await Promise.all([remote ? refreshKeys() : undefined, pollRevocations?.()]);
+      await Promise.all([remote ? refreshKeys() : undefined, revocations?.poll()]);
     },
     close: () => timers.forEach(clearInterval),
+  };
+}
+
+/** Pages fetched in one poll at most; a longer backlog resumes at the next poll. */
+const MAX_PAGES_PER_POLL = 100;
+/** A stale verifier tries a poll of its own before refusing, at most this often. */
+const STALE_RETRY_MS = 5000;
+
+interface RevocationPoller {
+  timer: NodeJS.Timeout;
+  has(sid: string): boolean;
+  poll(): Promise<void>;
+  /** Resolves when the list is fresh enough to trust; rejects with RevocationUnavailableError otherwise. */
+  assertFresh(): Promise<void>;
+}
+
+/**
+ * Follows Signet's GET /auth/revocations: each poll asks for what ended after
+ * the cursor of the last one, page by page, and keeps each id for the horizon
+ * Signet gives (how long a token of that session can live). Nothing is ever
+ * dropped to save space; the horizon bounds the list.
+ */
+function revocationPoller(
+  settings: NonNullable<VerifierOptions['revocation']>,
+  issuer: string,
+  doFetch: typeof fetch,
+  clock: () => number,
+  onError: (error: Error) => void,
+): RevocationPoller {
+  const base = new URL(settings.url ?? `${issuer}/auth/revocations`);
+  const interval = settings.intervalMs ?? 30_000;
+  const maxStaleness = settings.maxStalenessMs ?? 2 * interval + 30_000;
+  const revoked = new Map<string, number>();
+  let cursor: string | undefined;
+  let freshAt: number | undefined;
+  let lastTry = 0;
+  let inflight: Promise<void> | undefined;
+
+  const page = async (): Promise<boolean> => {
+    const url = new URL(base);
+    if (cursor !== undefined) url.searchParams.set('since', cursor);
+    const response = await doFetch(url, { headers: { accept: 'application/json' } });
+    if (!response.ok) throw new Error(`revocation list: HTTP ${response.status}`);
+    const body = (await response.json()) as { sessions?: unknown; horizon?: unknown; cursor?: unknown; complete?: unknown };
+    if (!Array.isArray(body.sessions) || typeof body.horizon !== 'number' || typeof body.cursor !== 'string' || typeof body.complete !== 'boolean') {
+      throw new Error('revocation list: malformed body');
+    }
+    const until = clock() + body.horizon * 1000;
+    for (const sid of body.sessions) if (typeof sid === 'string') revoked.set(sid, until);
+    cursor = body.cursor;
+    return body.complete;
+  };
+
+  const poll = (): Promise<void> =>
+    (inflight ??= (async () => {
+      lastTry = clock();
+      try {
+        const started = clock();
+        for (let i = 0; i < MAX_PAGES_PER_POLL; i++) {
+          if (await page()) {
+            freshAt = started;
+            break;
+          }
+        }
+        const now = clock();
+        for (const [sid, until] of revoked) if (until <= now) revoked.delete(sid);
+      } finally {
+        inflight = undefined;
+      }
+    })());
+
+  const initial = poll().catch(onError);
+  const timer = setInterval(() => void poll().catch(onError), interval);
+  timer.unref();
+
+  const stale = () => freshAt === undefined || clock() - freshAt > maxStaleness;
+  return {
+    timer,
+    has: (sid) => revoked.has(sid),
+    poll,
+    async assertFresh() {
+      await initial;
+      if (!stale()) return;
+      if (inflight) await inflight.catch(() => undefined);
+      else if (clock() - lastTry >= STALE_RETRY_MS) await poll().catch(onError);
+      if (stale()) throw new RevocationUnavailableError(freshAt === undefined ? undefined : clock() - freshAt);
+    },
   };
 }
 

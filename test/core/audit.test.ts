@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { auditCommand } from '../../src/cli/audit.js';
-import { AuditLog, GENESIS_HASH, entryHash, withClientIp } from '../../src/core/audit.js';
+import { AuditLog, GENESIS_HASH, entryHash, legacyEntryHash, withClientIp } from '../../src/core/audit.js';
 import { migrate, openDb } from '../../src/store/db.js';
 import type { Db } from '../../src/store/db.js';
 import { appendAudit } from '../../src/store/audit.js';
@@ -36,6 +36,9 @@ function expectContiguous(list: AuditRow[]): void {
   expect(list.map((r) => r.seq)).toEqual(list.map((_, i) => i + 1));
 }
 
+/** The chain key a server derives from its at-rest secret. */
+const KEY = Buffer.alloc(32, 1);
+
 describe.each(DIALECTS)('audit log (%s)', (dialect) => {
   let db: Db;
   let drop: (() => Promise<void>) | undefined;
@@ -51,7 +54,7 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
     db = await openStore(dialect, pgUrl);
     clock = new TestClock();
     errors = [];
-    audit = new AuditLog({ db, clock, onError: (error, lost) => errors.push({ error, lost }) });
+    audit = new AuditLog({ db, clock, keys: [KEY], onError: (error, lost) => errors.push({ error, lost }) });
   });
 
   afterEach(async () => {
@@ -77,7 +80,7 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
       expect(list[0].prev_hash).toBe(GENESIS_HASH);
       expect(list[1].prev_hash).toBe(list[0].hash);
       expect(list[2].prev_hash).toBe(list[1].hash);
-      for (const row of list) expect(row.hash).toBe(entryHash(row));
+      for (const row of list) expect(row.hash).toBe(entryHash(row, KEY));
       expect(await audit.verify()).toEqual({ ok: true, entries: 3 });
     });
 
@@ -196,16 +199,86 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
       expect(await audit.verify()).toMatchObject({ ok: false, brokenAt: 4, reason: expect.stringMatching(/truncated/) });
     });
 
-    it('reports the next link when a row is rewritten with a matching hash of its own', async () => {
+    it('reports the next link when someone holding the key rewrites a row with a matching hash of its own', async () => {
       await seed(5);
       const [victim] = await raw(db).selectFrom('audit_log').selectAll().where('seq', '=', 3).execute();
       const forged = { ...(victim as AuditRow), details: '{"reason":"ok"}' };
       await raw(db)
         .updateTable('audit_log')
-        .set({ details: forged.details, hash: entryHash(forged) })
+        .set({ details: forged.details, hash: entryHash(forged, KEY) })
         .where('seq', '=', 3)
         .execute();
       expect(await audit.verify()).toMatchObject({ ok: false, brokenAt: 4, reason: expect.stringMatching(/prev_hash/) });
+    });
+
+    it('catches a row edited and the whole chain and head recomputed by someone who can write the database but lacks the key', async () => {
+      await seed(5);
+      const list = await rows(db);
+      let prev = GENESIS_HASH;
+      // The attack of issue 8 §5 on Signet 0.1: edit entry 3, then recompute every later hash and the head.
+      for (const row of list) {
+        const next = { ...row, prev_hash: prev, details: row.seq === 3 ? '{"reason":"ok"}' : row.details };
+        const forgedHash = entryHash(next, Buffer.alloc(32, 7));
+        await raw(db).updateTable('audit_log').set({ details: next.details, prev_hash: prev, hash: forgedHash }).where('seq', '=', row.seq).execute();
+        prev = forgedHash;
+      }
+      await raw(db).updateTable('audit_head').set({ hash: prev }).where('id', '=', 1).execute();
+      expect(await audit.verify()).toMatchObject({ ok: false, brokenAt: 1, reason: expect.stringMatching(/altered/) });
+    });
+
+    it('catches a chain rewritten with the unkeyed SHA-256 of Signet 0.1, and names the upgrade step for a genuine old log', async () => {
+      await seed(3);
+      let prev = GENESIS_HASH;
+      for (const row of await rows(db)) {
+        const hash = legacyEntryHash({ ...row, prev_hash: prev });
+        await raw(db).updateTable('audit_log').set({ prev_hash: prev, hash }).where('seq', '=', row.seq).execute();
+        prev = hash;
+      }
+      await raw(db).updateTable('audit_head').set({ hash: prev }).where('id', '=', 1).execute();
+      expect(await audit.verify()).toMatchObject({ ok: false, brokenAt: 1, reason: expect.stringMatching(/reanchor/) });
+      // A log written by 0.1 is re-keyed once, then verifies; new entries chain on.
+      expect(await audit.reanchor()).toEqual({ entries: 3, rekeyed: 3 });
+      await seed(2);
+      expect(await audit.verify()).toEqual({ ok: true, entries: 5 });
+    });
+
+    it('refuses to reanchor a broken chain and changes nothing', async () => {
+      await seed(4);
+      await raw(db).updateTable('audit_log').set({ details: '{"reason":"ok"}' }).where('seq', '=', 2).execute();
+      const before = await rows(db);
+      await expect(audit.reanchor()).rejects.toThrow(/broken at entry 2/);
+      expect(await rows(db)).toEqual(before);
+    });
+
+    it('checks the log against a head recorded outside the database', async () => {
+      await seed(3);
+      const anchor = await audit.head();
+      expect(anchor).toEqual({ seq: 3, hash: (await rows(db))[2].hash });
+      await seed(2);
+      expect(await audit.verify({ anchor })).toEqual({ ok: true, entries: 5 });
+      // Someone with the key rebuilds the log from entry 1: the chain holds, the anchor does not.
+      const list = await rows(db);
+      let prev = GENESIS_HASH;
+      for (const row of list) {
+        const next = { ...row, prev_hash: prev, details: row.seq === 2 ? '{"reason":"ok"}' : row.details };
+        const hash = entryHash(next, KEY);
+        await raw(db).updateTable('audit_log').set({ details: next.details, prev_hash: prev, hash }).where('seq', '=', row.seq).execute();
+        prev = hash;
+      }
+      await raw(db).updateTable('audit_head').set({ hash: prev }).where('id', '=', 1).execute();
+      expect(await audit.verify()).toEqual({ ok: true, entries: 5 });
+      expect(await audit.verify({ anchor })).toMatchObject({ ok: false, brokenAt: 3, reason: expect.stringMatching(/anchor/) });
+      expect(await audit.verify({ anchor: { seq: 9, hash: anchor.hash } })).toMatchObject({ ok: false, reason: expect.stringMatching(/truncated/) });
+    });
+
+    it('verifies entries keyed with the previous secret (a key file kept after SIGNET_SECRET was set)', async () => {
+      await seed(2);
+      const rotated = new AuditLog({ db, clock, keys: [Buffer.alloc(32, 9), KEY], onError: (error, lost) => errors.push({ error, lost }) });
+      rotated.record('auth.signin_failed', { userId: 'u' });
+      await rotated.close();
+      expect(await rotated.verify()).toEqual({ ok: true, entries: 3 });
+      // The log under the old key alone cannot vouch for the new entry.
+      expect(await audit.verify()).toMatchObject({ ok: false, brokenAt: 3 });
     });
 
     it('reports two entries swapped', async () => {
@@ -242,7 +315,7 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
         appendAudit(
           db,
           [{ id: `id-${i}`, at: clock.now(), event: 'auth.signin_failed', user_id: `u${i % 7}`, session_id: null, ip: null, details: `{"n":${i}}` }],
-          entryHash,
+          (entry) => entryHash(entry, KEY),
         ),
       );
       for (let i = 0; i < 60; i++) audit.record('auth.signin_succeeded', { userId: `u${i % 5}` });
@@ -257,7 +330,7 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
     it.runIf(dialect === 'postgres')('keeps one chain when two instances write at once', async () => {
       // A second store handle is a second connection pool: another Signet instance.
       const other = openDb({ databaseUrl: pgUrl, dataDir: '.' });
-      const second = new AuditLog({ db: other, clock, onError: (error, lost) => errors.push({ error, lost }) });
+      const second = new AuditLog({ db: other, clock, keys: [KEY], onError: (error, lost) => errors.push({ error, lost }) });
       try {
         const batches = Array.from({ length: 20 }, (_, i) =>
           appendAudit(
@@ -271,7 +344,7 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
               ip: null,
               details: '{}',
             })),
-            entryHash,
+            (entry) => entryHash(entry, KEY),
           ),
         );
         for (let i = 0; i < 50; i++) {
@@ -294,7 +367,7 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
     it('never throws into the caller and reports entries it could not write', async () => {
       const broken = await openStore(dialect, pgUrl);
       const lost: number[] = [];
-      const log = new AuditLog({ db: broken, clock, onError: (_error, count) => lost.push(count) });
+      const log = new AuditLog({ db: broken, clock, keys: [KEY], onError: (_error, count) => lost.push(count) });
       await broken.close();
       expect(() => log.record('auth.signin_failed', { userId: 'u1' })).not.toThrow();
       expect(() => log.record('auth.signin_failed', { userId: 'u1' })).not.toThrow();
@@ -306,6 +379,7 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
       const log = new AuditLog({
         db,
         clock,
+        keys: [KEY],
         onError: () => {
           throw new Error('logger down');
         },

@@ -165,3 +165,29 @@ describe('describeOptions', () => {
     }
   });
 });
+
+describe('settings given in code', () => {
+  it('meet the same parsers as the environment, and are named by both names', () => {
+    expect(() => loadConfig({}, { accessTokenTtl: -5 })).toThrow(/config\.accessTokenTtl \(ACCESS_TOKEN_TTL\) must be a whole number/);
+    expect(() => loadConfig({}, { bodyLimit: 0 })).toThrow(/BODY_LIMIT\) must be between 256/);
+    expect(() => loadConfig({}, { argon2: { memoryCost: 1, timeCost: 2, parallelism: 1 } })).toThrow(/config\.argon2\.memoryCost/);
+    expect(() => loadConfig({}, { jwtSecret: 'short' })).toThrow(/JWT_SECRET/);
+    expect(() => loadConfig({}, { logLevel: 'loud' })).toThrow(/LOG_LEVEL/);
+  });
+
+  it("are normalised as the environment's are, and win over it", () => {
+    const config = loadConfig(
+      { PORT: '4000', RATE_LIMITS: 'on' },
+      { publicUrl: 'https://auth.example.com/', rateLimits: false, trustProxy: ['10.0.0.1', '10.0.0.2'] },
+    );
+    expect(config.publicUrl).toBe('https://auth.example.com');
+    expect(config.audience).toBe('https://auth.example.com');
+    expect(config.port).toBe(4000);
+    expect(config.rateLimits).toBe(false);
+    expect(config.trustProxy).toEqual(['10.0.0.1', '10.0.0.2']);
+  });
+
+  it('take undefined as unset, so the default applies', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://db/x' }, { databaseUrl: undefined }).databaseUrl).toBeUndefined();
+  });
+});

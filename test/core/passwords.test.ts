@@ -1,9 +1,9 @@
-import bcryptjs from 'bcryptjs';
+import bcrypt from '@node-rs/bcrypt';
 
-const bcryptHash = (password: string, options: { cost: number }) => bcryptjs.hashSync(password, options.cost);
+const bcryptHash = (password: string, options: { cost: number }) => bcrypt.hashSync(password, { cost: options.cost });
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
-import { HashPool } from '../../src/core/hash-pool.js';
+import { HashPool, HashPoolClosedError } from '../../src/core/hash-pool.js';
 import type { HashTask } from '../../src/core/hash-pool.js';
 import { PasswordHasher, assertNotWeak, normalizePassword, parseHash, passwordLength } from '../../src/core/passwords.js';
 import { SignetError } from '../../src/errors.js';
@@ -274,7 +274,7 @@ describe('HashPool', () => {
       expect(results.every((r) => typeof r === 'string' && r.startsWith('$argon2id$v=19$m=32768,t=3,p=1$'))).toBe(true);
       const stats = pool.stats();
       expect(stats).toMatchObject({ size: 2, busy: 0, queued: 0, completed: 5 });
-      expect(stats.averageMs).toBeGreaterThan(0);
+      expect(stats.medianMs).toBeGreaterThan(0);
     } finally {
       await pool.close();
     }
@@ -299,18 +299,27 @@ describe('HashPool', () => {
     }
   });
 
-  it('rejects queued jobs when closed, and refuses new ones', async () => {
+  it('rejects queued jobs when closed, and refuses new ones, as 503 unavailable (never a wrong password)', async () => {
     const pool = new HashPool(1);
     const running = pool.run(SLOW);
     running.catch(() => undefined);
     const queued = pool.run(QUICK);
     const queuedResult = queued.then(
       () => 'resolved',
-      (error: Error) => error.message,
+      (error: unknown) => error,
     );
     await pool.close();
-    expect(await queuedResult).toMatch(/closed/);
-    await expect(pool.run(QUICK)).rejects.toThrow(/closed/);
+    expect(await queuedResult).toBeInstanceOf(HashPoolClosedError);
+    expect(await queuedResult).toMatchObject({ code: 'unavailable', status: 503 });
+    await expect(pool.run(QUICK)).rejects.toBeInstanceOf(HashPoolClosedError);
+  });
+
+  it('lets a closed pool surface from PasswordHasher.verify as unavailable, not as a failed check', async () => {
+    const pool = new HashPool(1);
+    const hasher = new PasswordHasher(pool, FAST_ARGON2);
+    const stored = await hasher.hash('correct horse battery');
+    await pool.close();
+    await expect(hasher.verify('correct horse battery', stored)).rejects.toMatchObject({ code: 'unavailable' });
   });
 
   it('settles the job a worker is running when the pool is closed (no promise left hanging)', async () => {

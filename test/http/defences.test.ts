@@ -1,13 +1,28 @@
-import { randomBytes, randomInt } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Secret, TOTP } from 'otpauth';
-import type { SignetConfig } from '../../src/config.js';
 import { LIMIT_RULES } from '../../src/core/limits.js';
-import { DIALECTS, newAccount, startTestServer } from '../helpers.js';
-import type { DialectName, TestServer } from '../helpers.js';
+import { DIALECTS, eventCount, metricsText, newAccount } from '../helpers.js';
+import type { TestServer } from '../helpers.js';
+import {
+  Client,
+  INVALID_CREDENTIALS,
+  deviceCookieOf,
+  expectInvalidCredentials,
+  expectRateLimited,
+  expectRetryAfter,
+  expectSameAnswer,
+  flip,
+  headerSet,
+  freshIp,
+  ipClient,
+  knownDevice,
+  limited,
+  signedUp,
+  totpFor,
+  unknownEmail,
+  wrongCode,
+} from '../support/attack.js';
+import type { Reply } from '../support/attack.js';
 import { startSmtpServer } from '../support/smtp.js';
 import type { TestSmtpServer } from '../support/smtp.js';
 
@@ -25,158 +40,14 @@ import type { TestSmtpServer } from '../support/smtp.js';
  * (rate-limiter-flexible), so the tests count attempts and never wait a window out.
  */
 
-const DEVICE_COOKIE = '__Host-signet-device';
 const ACCOUNT_MINUTE = LIMIT_RULES['signin.account.minute'].points;
 const IP_FAILURES = LIMIT_RULES['signin.ip.failures'].points;
 
-type Reply = Awaited<ReturnType<TestServer['call']>>;
-type CallOptions = { body?: unknown; token?: string; headers?: Record<string, string> };
-
-const IP_NET = randomInt(1, 255);
-let ipSeq = 0;
-/** A client address no other test uses. */
-function freshIp(): string {
-  ipSeq++;
-  return `10.${IP_NET}.${(ipSeq >> 8) & 255}.${ipSeq & 255}`;
-}
-
-/** One client: an address and, optionally, the device cookie its browser keeps. */
-class Client {
-  constructor(
-    readonly server: TestServer,
-    readonly ip: string = freshIp(),
-    public deviceCookie?: string,
-  ) {}
-
-  call(method: string, path: string, options: CallOptions = {}): Promise<Reply> {
-    const headers: Record<string, string> = { 'x-forwarded-for': this.ip };
-    if (this.deviceCookie !== undefined) headers.cookie = `${DEVICE_COOKIE}=${this.deviceCookie}`;
-    return this.server.call(method, path, { ...options, headers: { ...headers, ...options.headers } });
-  }
-
-  signIn(login: Record<string, string>): Promise<Reply> {
-    return this.call('POST', '/auth/signin', { body: login });
-  }
-
-  /** POST /auth/token with a form body. */
-  token(params: Record<string, string>): Promise<Reply> {
-    return this.call('POST', '/auth/token', { body: new URLSearchParams(params).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-  }
-}
-
-function ipClient(server: TestServer): Client {
-  return new Client(server);
-}
-
-/** The device cookie a response sets, with its attributes. */
-function deviceCookieOf(reply: Reply): { value: string; attributes: string[] } | undefined {
-  const line = reply.headers.getSetCookie().find((l) => l.startsWith(`${DEVICE_COOKIE}=`));
-  if (!line) return undefined;
-  const [pair, ...attributes] = line.split(';').map((s) => s.trim());
-  return { value: decodeURIComponent(pair.slice(DEVICE_COOKIE.length + 1)), attributes };
-}
-
-/** Every header but the per-response ones (request id, date). */
-function headerSet(headers: Headers): [string, string][] {
-  return [...headers.entries()].filter(([k]) => k !== 'x-request-id' && k !== 'date').sort(([a], [b]) => a.localeCompare(b));
-}
-
-function expectSameAnswer(actual: Reply, expected: Reply): void {
-  expect(actual.status).toBe(expected.status);
-  expect(actual.body).toEqual(expected.body);
-  expect(headerSet(actual.headers)).toEqual(headerSet(expected.headers));
-}
-
-const INVALID_CREDENTIALS = { statusCode: 401, error: 'Unauthorized', message: 'Invalid credentials', code: 'invalid_credentials' };
-
-function expectInvalidCredentials(reply: Reply): void {
-  expect(reply.status, JSON.stringify(reply.body)).toBe(401);
-  expect(reply.body).toEqual(INVALID_CREDENTIALS);
-  expect(reply.headers.get('set-cookie')).toBeNull();
-  expect(reply.headers.get('retry-after')).toBeNull();
-}
-
-function expectRetryAfter(reply: Reply, max: number): number {
-  const value = reply.headers.get('retry-after');
-  expect(value, 'Retry-After header').toMatch(/^\d+$/);
-  const seconds = Number(value);
-  expect(seconds).toBeGreaterThanOrEqual(1);
-  expect(seconds).toBeLessThanOrEqual(max);
-  return seconds;
-}
-
-/** `429 rate_limited` with Retry-After and the IETF RateLimit-* headers (issue 5 §1). */
-function expectRateLimited(reply: Reply, rule: keyof typeof LIMIT_RULES): void {
-  expect(reply.status, JSON.stringify(reply.body)).toBe(429);
-  expect(reply.body).toEqual({ statusCode: 429, error: 'Too Many Requests', message: expect.any(String), code: 'rate_limited' });
-  expectRetryAfter(reply, LIMIT_RULES[rule].duration);
-  expect(reply.headers.get('ratelimit-limit'), `RateLimit-Limit on a ${rule} 429`).toBe(String(LIMIT_RULES[rule].points));
-  expect(reply.headers.get('ratelimit-remaining'), `RateLimit-Remaining on a ${rule} 429`).toBe('0');
-  expect(reply.headers.get('ratelimit-reset'), `RateLimit-Reset on a ${rule} 429`).toMatch(/^[1-9]\d*$/);
-}
-
-/** A counter of GET /metrics (`signet_events_total{event="…"}`). */
-async function eventCount(server: TestServer, event: string): Promise<number> {
-  const response = await fetch(`${server.url}/metrics`);
-  const text = await response.text();
-  const line = text.split('\n').find((l) => l.startsWith(`signet_events_total{event="${event}"} `));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
-
 async function metric(server: TestServer, name: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
+  const text = await metricsText(server);
   const line = text.split('\n').find((l) => l.startsWith(`${name} `));
   if (!line) throw new Error(`metric ${name} missing`);
   return Number(line.split(' ').pop());
-}
-
-/** Signs an account up from its own address; returns the account. */
-async function signedUp(server: TestServer, overrides: Record<string, unknown> = {}) {
-  const account = newAccount(overrides);
-  const reply = await ipClient(server).call('POST', '/auth/signup', { body: account });
-  expect(reply.status, JSON.stringify(reply.body)).toBe(201);
-  return { ...account, id: reply.body.user.id as string };
-}
-
-/** The real user's browser: signs in once and keeps the device cookie. */
-async function knownDevice(server: TestServer, account: { email: string; password: string }): Promise<Client> {
-  const device = ipClient(server);
-  const reply = await device.signIn({ email: account.email, password: account.password });
-  expect(reply.status, JSON.stringify(reply.body)).toBe(200);
-  const cookie = deviceCookieOf(reply);
-  expect(cookie, 'a successful sign-in sets the device cookie').toBeDefined();
-  device.deviceCookie = cookie!.value;
-  return device;
-}
-
-function flip(value: string, index: number): string {
-  const c = value[index];
-  return value.slice(0, index) + (c === 'A' ? 'B' : 'A') + value.slice(index + 1);
-}
-
-function unknownEmail(): string {
-  return `nobody.${randomBytes(6).toString('hex')}@example.com`;
-}
-
-function totpFor(secret: string): TOTP {
-  return new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 });
-}
-
-function wrongCode(right: string): string {
-  return String((Number(right) + 500_000) % 1_000_000).padStart(6, '0');
-}
-
-/** A server with rate limits on, trusting the loopback proxy, its dev outbox in a temporary directory. */
-async function limited(dialect: DialectName, overrides: Partial<SignetConfig> = {}): Promise<TestServer> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'signet-defences-'));
-  const server = await startTestServer(dialect, { rateLimits: true, trustProxy: ['127.0.0.1'], dataDir, ...overrides });
-  return {
-    ...server,
-    async close() {
-      await server.close();
-      await rm(dataDir, { recursive: true, force: true });
-    },
-  };
 }
 
 describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
@@ -591,7 +462,7 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
       // Warm up the dummy hash of unknown accounts, and the average the admission decision uses.
       expectInvalidCredentials(await ipClient(server).signIn({ email: unknownEmail(), password: 'warm-up-password' }));
       await drained();
-      const hashMs = (await metric(server, 'signet_hash_average_seconds')) * 1000;
+      const hashMs = (await metric(server, 'signet_hash_median_seconds')) * 1000;
       expect(hashMs).toBeGreaterThan(0);
 
       const flood = Array.from({ length: 40 }, (_, i) =>
@@ -652,7 +523,7 @@ describe.each(DIALECTS)('sign-in defences on %s', (dialect) => {
       const session = (await device.signIn({ email: account.email, password: account.password })).body;
       await drained();
       // Saturate the hash workers as a flood would: far more queued work than the 50 ms budget.
-      const hashMs = (await metric(server, 'signet_hash_average_seconds')) * 1000;
+      const hashMs = (await metric(server, 'signet_hash_median_seconds')) * 1000;
       const load = Array.from({ length: Math.max(20, Math.ceil(800 / hashMs)) }, () => server.signet.services.hasher.hash(randomBytes(12).toString('hex')));
       expect(server.signet.services.hasher.expectedWaitMs('normal')).toBeGreaterThan(50);
 

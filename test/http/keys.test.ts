@@ -1,9 +1,10 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeProtectedHeader } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig } from '../../src/config.js';
+import { KEY_FILE } from '../../src/core/secrets.js';
 import { createServices } from '../../src/services.js';
 import { DIALECTS, TestClock, newAccount, startTestServer, testConfig } from '../helpers.js';
 import type { TestServer } from '../helpers.js';
@@ -109,27 +110,66 @@ describe('private keys at rest', () => {
   const secret = 'an-operator-master-secret-of-32-bytes-or-more';
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-  const open = (masterSecret: string | undefined) =>
-    createServices({ ...loadConfig({}), ...testConfig(), dataDir: dir, databaseUrl: undefined, masterSecret }, { clock: new TestClock() });
+  const open = (masterSecret: string | undefined, dataDir = dir) =>
+    createServices({ ...loadConfig({}), ...testConfig(), dataDir, databaseUrl: undefined, masterSecret }, { clock: new TestClock() });
+  const privateJwk = async (services: Awaited<ReturnType<typeof open>>) =>
+    (await services.db.kysely.selectFrom('signing_keys').select('private_jwk').executeTakeFirstOrThrow()).private_jwk;
 
-  it('encrypts keys when SIGNET_SECRET is set, and refuses to start without it or with another one', async () => {
+  it('seals keys with a key file kept apart from the database when SIGNET_SECRET is unset: a copied database alone forges nothing', async () => {
     const first = await open(undefined);
-    const plain = await first.db.kysely.selectFrom('signing_keys').select('private_jwk').executeTakeFirstOrThrow();
-    expect(plain.private_jwk.startsWith('{')).toBe(true);
+    const sealed = await privateJwk(first);
+    expect(sealed.startsWith('v1.')).toBe(true);
+    expect(sealed).not.toContain('"d"');
     await first.close();
+    expect(statSync(join(dir, KEY_FILE)).mode & 0o777).toBe(0o600);
+    expect(statSync(join(dir, 'signet.db')).mode & 0o777).toBe(0o600);
 
-    // Setting the secret later encrypts the stored keys at the next start.
+    // The database file copied elsewhere (a stolen backup) without the key file: nothing opens.
+    const elsewhere = mkdtempSync(join(tmpdir(), 'signet-copy-'));
+    try {
+      copyFileSync(join(dir, 'signet.db'), join(elsewhere, 'signet.db'));
+      await expect(open(undefined, elsewhere)).rejects.toThrow(/cannot decrypt the stored signing keys/);
+    } finally {
+      rmSync(elsewhere, { recursive: true, force: true });
+    }
+  });
+
+  it('re-seals with SIGNET_SECRET once it is set, and then refuses to start without it or with another one', async () => {
+    const before = await open(undefined);
+    const byKeyFile = await privateJwk(before);
+    await before.close();
+
     const second = await open(secret);
-    const sealed = await second.db.kysely.selectFrom('signing_keys').select('private_jwk').executeTakeFirstOrThrow();
-    expect(sealed.private_jwk.startsWith('v1.')).toBe(true);
-    expect(sealed.private_jwk).not.toContain('"d"');
+    const bySecret = await privateJwk(second);
+    expect(bySecret.startsWith('v1.')).toBe(true);
+    expect(bySecret).not.toBe(byKeyFile);
     await second.close();
 
+    // The key file no longer opens them; nor does another secret.
     await expect(open(undefined)).rejects.toThrow(ConfigError);
-    await expect(open(undefined)).rejects.toThrow(/SIGNET_SECRET/);
-    await expect(open('another-secret-that-is-also-long-enough!!')).rejects.toThrow(/does not decrypt/);
+    await expect(open(undefined)).rejects.toThrow(/key file/);
+    await expect(open('another-secret-that-is-also-long-enough!!')).rejects.toThrow(/SIGNET_SECRET is not the secret/);
     const again = await open(secret);
     await again.close();
+  });
+
+  it('makes data files an older Signet left readable by others private, and refuses a data directory others can write to', async () => {
+    const loose = mkdtempSync(join(tmpdir(), 'signet-perms-'));
+    try {
+      const made = await open(undefined, loose);
+      await made.close();
+      chmodSync(join(loose, 'signet.db'), 0o644);
+      chmodSync(join(loose, KEY_FILE), 0o644);
+      const reopened = await open(undefined, loose);
+      expect(reopened.db.tightened).toEqual([expect.stringContaining('signet.db')]);
+      await reopened.close();
+      expect(statSync(join(loose, 'signet.db')).mode & 0o777).toBe(0o600);
+      expect(statSync(join(loose, KEY_FILE)).mode & 0o777).toBe(0o600);
+      chmodSync(loose, 0o777);
+      await expect(open(undefined, loose)).rejects.toThrow(/can be written by other users/);
+    } finally {
+      rmSync(loose, { recursive: true, force: true });
+    }
   });
 });
 

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { SignetConfig } from '../../src/config.js';
 import { MAIL_MAX_ATTEMPTS } from '../../src/core/mailer.js';
 import { listFailedMail } from '../../src/store/mail.js';
-import { DIALECTS, newAccount, startTestServer } from '../helpers.js';
+import { DIALECTS, eventCount, newAccount, startTestServer } from '../helpers.js';
 import type { DialectName, TestServer } from '../helpers.js';
 import { startSmtpServer } from '../support/smtp.js';
 import type { CapturedMail, TestSmtpServer } from '../support/smtp.js';
@@ -50,14 +50,6 @@ async function onlyRow(server: TestServer, recipient: string) {
   const rows = await outbox(server, recipient);
   expect(rows).toHaveLength(1);
   return rows[0];
-}
-
-/** The value of `signet_events_total{event="<name>"}` in GET /metrics (0 when absent). */
-async function eventCount(server: TestServer, name: string): Promise<number> {
-  const response = await server.call('GET', '/metrics');
-  expect(response.status).toBe(200);
-  const match = new RegExp(`^signet_events_total\\{event="${name.replace(/\./g, '\\.')}"\\} (\\d+)$`, 'm').exec(String(response.body));
-  return match ? Number(match[1]) : 0;
 }
 
 async function signUp(server: TestServer, overrides: Record<string, unknown> = {}) {
@@ -257,11 +249,11 @@ describe.each(DIALECTS)('mail delivery on %s', (dialect: DialectName) => {
       // Nothing was lost: the delayed link still resets the password.
       const token = tokenIn(mail.text, 'reset-password');
       expect((await server.call('POST', '/auth/password/reset', { body: { token, password: `${account.password}-after-outage` } })).status).toBe(204);
-      expect(await eventCount(server, 'mail.retry')).toBe(3);
-      expect(await eventCount(server, 'mail.failed')).toBe(0);
+      // Mail is sent for existing accounts only: no counter of it may be readable (issue 8 §3).
+      expect(await eventCount(server, 'mail.retry')).toBe(0);
     });
 
-    it(`records a message as failed after MAIL_MAX_ATTEMPTS (${MAIL_MAX_ATTEMPTS}) refusals: failed_at set, bodies cleared, mail.failed in /metrics`, async () => {
+    it(`records a message as failed after MAIL_MAX_ATTEMPTS (${MAIL_MAX_ATTEMPTS}) refusals: failed_at set, bodies cleared, listed for the operator`, async () => {
       const server = await start({ emailVerification: 'off' });
       const { account } = await signUp(server);
       const refusedBefore = smtp.rejected;
@@ -288,9 +280,8 @@ describe.each(DIALECTS)('mail delivery on %s', (dialect: DialectName) => {
       expect(smtp.to(account.email)).toHaveLength(0);
       expect(await onlyRow(server, account.email)).toEqual(row);
 
-      // Visible to the operator.
-      expect(await eventCount(server, 'mail.failed')).toBe(1);
-      expect(await eventCount(server, 'mail.retry')).toBe(MAIL_MAX_ATTEMPTS - 1);
+      // Visible to the operator through `signet mail failed`, never as a counter that would tell an account exists.
+      expect(await eventCount(server, 'mail.failed')).toBe(0);
       const failed = await listFailedMail(server.signet.services.db);
       expect(failed).toEqual([expect.objectContaining({ id: row.id, template: 'password-reset', recipient: account.email, attempts: MAIL_MAX_ATTEMPTS })]);
 

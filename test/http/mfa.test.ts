@@ -417,11 +417,12 @@ describe.each(DIALECTS)('TOTP two-factor authentication on %s', (dialect: Dialec
       }
     });
 
-    it('without a master secret (SIGNET_SECRET unset) the TOTP secret is stored as plain base32 — encryption at rest needs SIGNET_SECRET', async () => {
+    it('without SIGNET_SECRET the TOTP secret is still sealed at rest, with the key file of the data directory', async () => {
       expect(server.signet.services.config.masterSecret).toBeUndefined();
       const user = await mfaUser(server);
       const row = await server.signet.services.db.kysely.selectFrom('mfa_totp').selectAll().where('user_id', '=', user.userId).executeTakeFirstOrThrow();
-      expect(row.secret).toBe(user.secret);
+      expect(row.secret.startsWith('v1.')).toBe(true);
+      expect(row.secret.toLowerCase()).not.toContain(user.secret.toLowerCase());
     });
   });
 });

@@ -8,7 +8,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vi
 import { Redis } from 'ioredis';
 import type { SignetConfig } from '../../src/config.js';
 import { LIMIT_RULES } from '../../src/core/limits.js';
-import { createPostgresSchema, newAccount, startTestServer } from '../helpers.js';
+import { createPostgresSchema, eventCount, newAccount, startTestServer } from '../helpers.js';
 import type { TestServer } from '../helpers.js';
 
 /**
@@ -75,17 +75,13 @@ function expectRateLimited(reply: Reply, rule: keyof typeof LIMIT_RULES): void {
   expect(reply.headers.get('ratelimit-remaining')).toBe('0');
 }
 
-/** A counter of GET /metrics (`signet_events_total{event="…"}`). */
-async function eventCount(server: TestServer, event: string): Promise<number> {
-  const text = await (await fetch(`${server.url}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith(`signet_events_total{event="${event}"} `));
-  return line ? Number(line.split(' ').pop()) : 0;
-}
+const SHARED_SECRET = 'a-secret-every-instance-of-this-test-shares';
 
 /** A Signet instance with limits on, trusting the loopback proxy, mail off, its data dir temporary. */
 async function instance(overrides: Partial<SignetConfig>, postgres?: string): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), 'signet-redis-'));
-  const config = { rateLimits: true, trustProxy: ['127.0.0.1'], emailVerification: 'off' as const, dataDir, ...overrides };
+  // Instances on one database share SIGNET_SECRET: it seals the signing keys they all use.
+  const config = { rateLimits: true, trustProxy: ['127.0.0.1'], emailVerification: 'off' as const, dataDir, masterSecret: SHARED_SECRET, ...overrides };
   const server = postgres ? await startTestServer('postgres', config, { databaseUrl: postgres }) : await startTestServer('sqlite', config);
   return {
     ...server,

@@ -18,7 +18,7 @@ function countingFetch() {
   const wrapped = (async (input: string | URL | Request, init?: RequestInit) => {
     const url = String(input instanceof Request ? input.url : input);
     if (url.endsWith('/jwks.json')) counter.jwks++;
-    if (url.endsWith('/revocations')) counter.revocations++;
+    if (new URL(url).pathname.endsWith('/revocations')) counter.revocations++;
     return fetch(input, init);
   }) as typeof fetch;
   return { counter, fetch: wrapped };

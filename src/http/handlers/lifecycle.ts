@@ -80,7 +80,7 @@ export function changePasswordRoute(minPasswordLength: number) {
     errors: ['invalid_credentials', 'weak_password'],
     handle: async (c, body) => {
       const { auth, services } = c.var;
-      await services.lifecycle.changePassword(auth.user, auth.session.id, body.currentPassword, body.newPassword);
+      await services.lifecycle.changePassword(auth.user, { sessionId: auth.session.id, current: body.currentPassword, next: body.newPassword }, c.var.client);
       return new Response(null, { status: 204 });
     },
   });

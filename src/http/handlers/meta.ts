@@ -1,4 +1,9 @@
+import { z } from 'zod';
+import { SignetError } from '../../errors.js';
+import { parseRevocationCursor } from '../../core/sessions.js';
+import type { Metrics } from '../../metrics.js';
 import { json } from '../context.js';
+import { limitClient } from '../limit.js';
 import { route } from '../route.js';
 import { Discovery, Jwks, RevocationList, Status } from '../schemas.js';
 
@@ -78,12 +83,20 @@ export const revocationsRoute = route({
   method: 'GET',
   path: '/auth/revocations',
   tag: 'Sessions',
-  summary: 'Ids of sessions ended while their access tokens may still be unexpired (polled by signet/verify)',
+  summary: 'Sessions ended while their access tokens may still be unexpired (polled by signet/verify), a page at a time',
   auth: 'none',
-  success: { status: 200, description: 'Recently ended session ids', schema: RevocationList },
-  handle: async (c) => {
-    const { sessions, tokens } = c.var.services;
-    return json({ sessions: await sessions.recentlyEnded(), horizon: tokens.ttl + 60 });
+  query: z.object({
+    since: z.string().max(64).optional().meta({ description: 'The `cursor` of the previous answer: only sessions ended after it' }),
+  }),
+  success: { status: 200, description: 'Ids of recently ended sessions', schema: RevocationList },
+  errors: ['rate_limited'],
+  handle: async (c, _body, query) => {
+    await limitClient(c, 'revocations.ip');
+    const cursor = query.since === undefined ? undefined : parseRevocationCursor(query.since);
+    if (query.since !== undefined && cursor === undefined) {
+      throw new SignetError('validation_failed', { details: [{ field: 'since', message: 'must be a cursor from an earlier answer' }] });
+    }
+    return json(await c.var.services.sessions.revocations(cursor));
   },
 });
 
@@ -91,9 +104,13 @@ export const metricsRoute = route({
   method: 'GET',
   path: '/metrics',
   tag: 'Operations',
-  summary: 'Prometheus metrics (text format 0.0.4)',
-  auth: 'none',
+  summary: 'Prometheus metrics (text format 0.0.4); needs METRICS_TOKEN as a Bearer token, and is not served here without one (see METRICS_PORT)',
+  auth: 'operator',
   success: { status: 200, description: 'Metrics', contentType: 'text/plain; version=0.0.4' },
-  handle: (c) =>
-    new Response(c.var.services.metrics.render(), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' } }),
+  handle: (c) => metricsResponse(c.var.services.metrics),
 });
+
+/** The metrics document, for this route and for the METRICS_PORT listener. */
+export function metricsResponse(metrics: Metrics): Response {
+  return new Response(metrics.render(), { headers: { 'content-type': 'text/plain; version=0.0.4; charset=utf-8', 'cache-control': 'no-store' } });
+}

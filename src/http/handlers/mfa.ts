@@ -11,7 +11,7 @@ export const totpSetupRoute = route({
   body: passwordOnlyBody,
   success: { status: 200, description: 'A pending secret; enable it with a valid code', schema: TotpSetup },
   errors: ['invalid_credentials', 'mfa_already_enabled'],
-  handle: async (c, body) => json(await c.var.services.mfa.setup(c.var.auth.user, body.password)),
+  handle: async (c, body) => json(await c.var.services.mfa.setup(c.var.auth.user, body.password, c.var.client)),
 });
 
 export const totpEnableRoute = route({
@@ -36,7 +36,7 @@ export const totpDisableRoute = route({
   success: { status: 204, description: 'Disabled; recovery codes deleted' },
   errors: ['invalid_credentials'],
   handle: async (c, body) => {
-    await c.var.services.mfa.disable(c.var.auth.user, body.password);
+    await c.var.services.mfa.disable(c.var.auth.user, body.password, c.var.client);
     return c.body(null, 204);
   },
 });

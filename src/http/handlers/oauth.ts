@@ -51,7 +51,7 @@ export const tokenRoute = route({
       const headers: Record<string, string> = { ...NO_STORE };
       if (error.retryAfter !== undefined) headers['retry-after'] = String(error.retryAfter);
       if (error.error === 'invalid_client') headers['www-authenticate'] = 'Basic realm="signet"';
-      return json({ error: error.error, error_description: error.description }, error.status, headers);
+      return json({ error: error.error, error_description: oauthText(error.description) }, error.status, headers);
     }
   },
 });
@@ -82,7 +82,7 @@ async function grant(c: AppContext): Promise<Response> {
     await limitClient(c, 'refresh.ip');
     issued = await sessions.refresh(required(params, 'refresh_token'), context);
   } else {
-    throw new OAuthError('unsupported_grant_type', `grant_type "${grantType.slice(0, 40)}" is not supported`);
+    throw new OAuthError('unsupported_grant_type', `grant_type ${grantType.slice(0, 40)} is not supported`);
   }
   const body: Record<string, unknown> = {
     access_token: issued.accessToken,
@@ -156,4 +156,13 @@ function toOAuthError(thrown: unknown, c: AppContext): OAuthError {
   }
   // Transport-level refusals keep their status (413, 415, 429) with error=invalid_request.
   return new OAuthError('invalid_request', error.message, error.status, error.retryAfter);
+}
+
+/**
+ * RFC 6749 §5.2: error_description holds only %x20-21 / %x23-5B / %x5D-7E (no
+ * quote, no backslash, nothing outside printable ASCII); strict clients refuse
+ * anything else. Whatever a message echoes is cut down to that set here.
+ */
+export function oauthText(text: string): string {
+  return text.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '');
 }

@@ -3,6 +3,7 @@ import * as m001 from './001_initial.js';
 import * as m002 from './002_account_lifecycle.js';
 import * as m003 from './003_audit_log.js';
 import * as m004 from './004_defences.js';
+import * as m005 from './005_hardening.js';
 
 /** Versioned migrations, applied in name order; never edit one that has shipped. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -10,6 +11,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '002_account_lifecycle': m002,
   '003_audit_log': m003,
   '004_defences': m004,
+  '005_hardening': m005,
 };
 
 export const migrationProvider: MigrationProvider = {
