@@ -44,6 +44,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import argon2 from '@node-rs/argon2';
 import { load, mergeRuns, percentile, stopAllLoad } from './load.js';
 import {
+  BENCH_METRICS_TOKEN,
   busiestThreads,
   cpuBetween,
   otherCpuBetween,
@@ -472,7 +473,10 @@ function floodRequests({ targets, targetShare, unknownAccounts, addresses }) {
 
 /** The hash pool gauges and event counters of the server's /metrics. */
 async function readMetrics() {
-  const response = await globalThis.fetch(`${server.url}/metrics`, { signal: globalThis.AbortSignal.timeout(5000) });
+  const response = await globalThis.fetch(`${server.url}/metrics`, {
+    headers: { authorization: `Bearer ${BENCH_METRICS_TOKEN}` },
+    signal: globalThis.AbortSignal.timeout(5000),
+  });
   const text = await response.text();
   const value = (name) => Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(text)?.[1] ?? NaN);
   const events = {};

@@ -1,6 +1,7 @@
 // The Signet server under test, in a child process of its own (so the load
 // generator never shares its event loop), plus what /proc says about it.
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -28,12 +29,15 @@ export function freePort() {
  * parameters, hash concurrency, SQLite), whatever the caller's shell holds;
  * then `env` (e.g. RATE_LIMITS, TRUST_PROXY) is applied on top.
  */
+/** The operator token the bench's servers take for GET /metrics. */
+export const BENCH_METRICS_TOKEN = randomBytes(32).toString('base64url');
+
 export async function startServer({ root, configEnvNames, nodeArgs = [], env: extra = {}, readyTimeoutMs = 30_000 }) {
   const dataDir = mkdtempSync(join(tmpdir(), 'signet-bench-'));
   const port = await freePort();
   const env = { ...process.env };
   for (const name of [...configEnvNames, 'SIGNET_CONFIG']) delete env[name];
-  Object.assign(env, { HOST, PORT: String(port), SIGNET_DATA_DIR: dataDir, LOG_LEVEL: 'warn' }, extra);
+  Object.assign(env, { HOST, PORT: String(port), SIGNET_DATA_DIR: dataDir, LOG_LEVEL: 'warn', METRICS_TOKEN: BENCH_METRICS_TOKEN }, extra);
   return launch({
     args: [...nodeArgs, join(root, 'dist/cli/main.js'), 'serve'],
     cwd: dataDir,

@@ -1,10 +1,16 @@
-import type { AuditLog } from '../core/audit.js';
+import type { AuditAnchor, AuditLog } from '../core/audit.js';
 
-export const AUDIT_USAGE = `Usage: signet audit verify
+export const AUDIT_USAGE = `Usage: signet audit verify [--anchor <seq>:<hash>]
+       signet audit head
+       signet audit reanchor
        signet audit list --user <id> [--limit N]
 
-  verify   Walk the hash chain; exit 1 and name the first broken entry if it was altered
-  list     A user's security events, newest first (default 50, at most 10000)
+  verify    Walk the keyed hash chain; exit 1 and name the first broken entry if it was altered.
+            --anchor checks the log against a head recorded outside the database earlier
+  head      Print the newest entry's seq and hash: record it somewhere the database's writers cannot reach
+  reanchor  Once, after upgrading from Signet 0.1: re-key a log written with unkeyed SHA-256
+            (refused if the chain is broken)
+  list      A user's security events, newest first (default 50, at most 10000)
 `;
 
 const MAX_LIMIT = 10_000;
@@ -15,14 +21,33 @@ const MAX_LIMIT = 10_000;
  */
 export async function auditCommand(services: { audit: AuditLog }, args: string[]): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub === 'verify' && rest.length === 0) {
-    const result = await services.audit.verify();
+  if (sub === 'verify') {
+    const anchor = rest.length === 0 ? undefined : rest[0] === '--anchor' && rest.length === 2 ? parseAnchor(rest[1]) : null;
+    if (anchor === null) return usage('verify takes only --anchor <seq>:<hash>');
+    const result = await services.audit.verify(anchor ? { anchor } : {});
     if (result.ok) {
-      process.stdout.write(`OK: audit log intact, ${result.entries} entr${result.entries === 1 ? 'y' : 'ies'}\n`);
+      process.stdout.write(
+        `OK: audit log intact, ${result.entries} entr${result.entries === 1 ? 'y' : 'ies'}${anchor ? `, entry ${anchor.seq} matches the anchor` : ''}\n`,
+      );
       return 0;
     }
     process.stdout.write(`BROKEN at entry ${result.brokenAt}: ${result.reason}\n`);
     return 1;
+  }
+  if (sub === 'head' && rest.length === 0) {
+    const head = await services.audit.head();
+    process.stdout.write(`${head.seq}:${head.hash}\n`);
+    return 0;
+  }
+  if (sub === 'reanchor' && rest.length === 0) {
+    try {
+      const { entries, rekeyed } = await services.audit.reanchor();
+      process.stdout.write(`Re-keyed ${rekeyed} of ${entries} entries; \`signet audit verify\` now checks them under the key.\n`);
+      return 0;
+    } catch (error) {
+      process.stdout.write(`REFUSED: ${error instanceof Error ? error.message : String(error)}\n`);
+      return 1;
+    }
   }
   if (sub === 'list') {
     const options = listOptions(rest);
@@ -35,6 +60,12 @@ export async function auditCommand(services: { audit: AuditLog }, args: string[]
     return 0;
   }
   return usage(sub === undefined ? 'missing audit command' : `unknown audit command "${[sub, ...rest].join(' ')}"`);
+}
+
+/** `<seq>:<hash>` as `signet audit head` prints it, or undefined. */
+function parseAnchor(text: string | undefined): AuditAnchor | null {
+  const match = /^(\d{1,15}):([0-9a-f]{64})$/.exec(text ?? '');
+  return match ? { seq: Number(match[1]), hash: match[2] } : null;
 }
 
 /** `--user <id> [--limit N]`, or the problem as a string. */

@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 import { ConfigError, describeOptions, loadConfig } from '../config.js';
+import { join } from 'node:path';
+import { KEY_FILE } from '../core/secrets.js';
 import { startServer } from '../server.js';
 import { auditCommand } from './audit.js';
 import { listFailedMail } from '../store/mail.js';
@@ -13,7 +15,9 @@ Commands:
   keys list      Show signing keys and their states
   keys rotate    Publish a new signing key; it signs after KEY_ROTATION_OVERLAP seconds
   mail failed    Messages given up on after every retry (recipient, template, last error)
-  audit verify   Check the audit log's hash chain; exit 1 at the first broken entry
+  audit verify   Check the audit log's keyed hash chain; exit 1 at the first broken entry
+  audit head     Print the chain's head (seq:hash) to record outside the database
+  audit reanchor Re-key an audit log written by Signet 0.1 (once, after upgrading)
   audit list --user <id> [--limit N]
                  A user's security events, newest first
   help           This text
@@ -35,7 +39,11 @@ async function main(args: string[]): Promise<number> {
       const { logger } = running.signet.services;
       if (config.dev) logger.warn('SIGNET_DEV is on: development mode, never use it in production');
       if (!config.rateLimits) logger.warn('RATE_LIMITS=off: no rate limits or brute-force throttling; only for test rigs');
-      if (!config.masterSecret && !config.jwtSecret) logger.warn('SIGNET_SECRET is not set: private signing keys are stored unencrypted');
+      if (!config.masterSecret) {
+        logger.warn(
+          `SIGNET_SECRET is not set: secrets at rest are sealed with ${join(config.dataDir, KEY_FILE)}; back it up apart from the database, and set SIGNET_SECRET when several instances share one`,
+        );
+      }
       logger.info(
         { url: running.url, storage: running.signet.services.db.dialect, alg: running.signet.services.keyring.algorithm },
         `Signet listening on ${running.url}`,

@@ -1,5 +1,6 @@
 import { Hono } from 'hono';
-import { SignetError } from '../errors.js';
+import { SignetError, StoreUnavailableError } from '../errors.js';
+import { HashAbortedError } from '../core/hash-pool.js';
 import type { Services } from '../services.js';
 import { assertNoForeignBody, readJsonObject, validate } from './body.js';
 import { clientIp, isHttps } from './client.js';
@@ -167,7 +168,10 @@ export function createApp(services: Services): Hono<AppEnv> {
 
   app.onError((thrown, c) => {
     const error = toSignetError(thrown);
-    if (error.status >= 500) {
+    if (thrown instanceof HashAbortedError || (error.status >= 500 && c.req.raw.signal.aborted)) {
+      // The client went away before its answer: nothing failed that anyone waits for.
+      logger.debug({ reqId: c.var.requestId }, 'client went away');
+    } else if (error.status >= 500 && (error.code === 'internal_error' || error instanceof StoreUnavailableError)) {
       const cause = error.cause instanceof Error ? error.cause : thrown;
       logger.error({ reqId: c.var.requestId, code: error.code, err: { type: cause.name, message: cause.message, stack: cause.stack } }, 'request failed');
     } else if (error.code === 'invalid_token' && error.cause instanceof Error) {

@@ -148,7 +148,8 @@ export async function listEndedAfter(db: Db, after: EndedCursor, limit: number):
   const rows = await db.kysely
     .selectFrom('sessions')
     .select(['id', 'ended_at'])
-    .where((eb) => eb.or([eb('ended_at', '>', after.endedAt), eb.and([eb('ended_at', '=', after.endedAt), eb('id', '>', after.id)])]))
+    // A row-value comparison, so both databases seek the index instead of scanning it from the start.
+    .where((eb) => eb(eb.refTuple('ended_at', 'id'), '>', eb.tuple(after.endedAt, after.id)))
     .orderBy('ended_at', 'asc')
     .orderBy('id', 'asc')
     .limit(limit)

@@ -438,6 +438,38 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
       expect(out.join('')).toMatch(/^BROKEN at entry 2: /);
     });
 
+    it('head prints seq:hash, and verify --anchor checks the log against it', async () => {
+      await seed(2);
+      expect(await auditCommand({ audit }, ['head'])).toBe(0);
+      const anchor = out.join('').trim();
+      expect(anchor).toMatch(/^2:[0-9a-f]{64}$/);
+      out.length = 0;
+      await seed(1);
+      expect(await auditCommand({ audit }, ['verify', '--anchor', anchor])).toBe(0);
+      expect(out.join('')).toBe('OK: audit log intact, 3 entries, entry 2 matches the anchor\n');
+      out.length = 0;
+      expect(await auditCommand({ audit }, ['verify', '--anchor', `2:${'0'.repeat(64)}`])).toBe(1);
+      expect(out.join('')).toMatch(/^BROKEN at entry 2: .*anchor/);
+    });
+
+    it('reanchor re-keys a log of Signet 0.1 and refuses a broken one', async () => {
+      await seed(2);
+      let prev = GENESIS_HASH;
+      for (const row of await rows(db)) {
+        const hash = legacyEntryHash({ ...row, prev_hash: prev });
+        await raw(db).updateTable('audit_log').set({ prev_hash: prev, hash }).where('seq', '=', row.seq).execute();
+        prev = hash;
+      }
+      await raw(db).updateTable('audit_head').set({ hash: prev }).where('id', '=', 1).execute();
+      expect(await auditCommand({ audit }, ['reanchor'])).toBe(0);
+      expect(out.join('')).toMatch(/^Re-keyed 2 of 2 entries/);
+      expect(await audit.verify()).toEqual({ ok: true, entries: 2 });
+      await raw(db).updateTable('audit_log').set({ event: 'auth.signin_succeeded' }).where('seq', '=', 1).execute();
+      out.length = 0;
+      expect(await auditCommand({ audit }, ['reanchor'])).toBe(1);
+      expect(out.join('')).toMatch(/^REFUSED: the audit chain is broken at entry 1/);
+    });
+
     it('list prints one line per event of the user, newest first', async () => {
       await seed(3, 'alice');
       await seed(1, 'bob');
@@ -455,6 +487,8 @@ describe.each(DIALECTS)('audit log (%s)', (dialect) => {
       [['list', '--user', 'u', '--limit', '0']],
       [['list', '--user', 'u', '--bogus', '1']],
       [['verify', 'now']],
+      [['verify', '--anchor', '3:nothex']],
+      [['head', 'now']],
       [['drop']],
     ])('refuses %j with usage and exit 2', async (args) => {
       expect(await auditCommand({ audit }, args)).toBe(2);

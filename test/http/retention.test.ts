@@ -172,11 +172,19 @@ describe.each(DIALECTS)('GET /auth/revocations on %s', (dialect: DialectName) =>
     }
   });
 
-  it.runIf(dialect === 'sqlite')('reads the ended_at index, never the whole table', async () => {
-    const plan = await sql<{
-      detail: string;
-    }>`explain query plan select id, ended_at from sessions where ended_at > ${1} order by ended_at, id limit 5000`.execute(server.signet.services.db.kysely);
-    expect(plan.rows.map((r) => r.detail).join(' | ')).toMatch(/USING (COVERING )?INDEX sessions_ended_at/);
+  it('seeks the ended_at index from the cursor, never scans the table or the index from its start', async () => {
+    const { db } = server.signet.services;
+    const query = sql`select id, ended_at from sessions where (ended_at, id) > (${1}, ${''}) order by ended_at, id limit 5000`;
+    if (db.dialect === 'sqlite') {
+      const plan = await sql<{ detail: string }>`explain query plan ${query}`.execute(db.kysely);
+      expect(plan.rows.map((r) => r.detail)).toEqual(['SEARCH sessions USING COVERING INDEX sessions_ended_at ((ended_at,id)>(?,?))']);
+    } else {
+      await sql`set enable_seqscan = off`.execute(db.kysely);
+      const plan = await sql<{ 'QUERY PLAN': string }>`explain ${query}`.execute(db.kysely);
+      const text = plan.rows.map((r) => r['QUERY PLAN']).join('\n');
+      expect(text).toMatch(/Index (Only )?Scan (using|on) sessions_ended_at/);
+      expect(text).toMatch(/Index Cond: \(ROW\(ended_at, id\) > ROW/);
+    }
   });
 
   it('is followed page by page by signet/verify, which refuses every ended session, however many', async () => {

@@ -19,7 +19,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.dropTable('server_secrets').execute();
 
   // GET /auth/revocations reads sessions by end time; the retention job deletes by age.
-  await db.schema.createIndex('sessions_ended_at').on('sessions').column('ended_at').execute();
+  await db.schema.createIndex('sessions_ended_at').on('sessions').columns(['ended_at', 'id']).execute();
   await db.schema.createIndex('sessions_expires_at').on('sessions').column('expires_at').execute();
   await db.schema.createIndex('refresh_tokens_expires_at').on('refresh_tokens').column('expires_at').execute();
   await db.schema.createIndex('refresh_tokens_rotated_at').on('refresh_tokens').column('rotated_at').execute();
