@@ -1,6 +1,6 @@
 import bcrypt from '@node-rs/bcrypt';
 
-const bcryptHash = (password: string, options: { cost: number }) => bcrypt.hashSync(password, { cost: options.cost });
+const bcryptHash = (password: string, options: { cost: number }) => bcrypt.hashSync(password, options.cost);
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config.js';
 import { HashPool, HashPoolClosedError } from '../../src/core/hash-pool.js';

@@ -133,7 +133,7 @@ describe.each(DIALECTS)('no public oracle on %s', (dialect: DialectName) => {
       // An account imported from an app that used bcrypt (cost 10, the seeds' default), not yet signed in since.
       await server.signet.services.db.kysely
         .updateTable('users')
-        .set({ password_hash: bcrypt.hashSync(legacy.password, { cost: 10 }) })
+        .set({ password_hash: bcrypt.hashSync(legacy.password, 10) })
         .where('email_key', '=', legacy.email.toLowerCase())
         .execute();
       // What a start does: time the kinds of hash the store holds.

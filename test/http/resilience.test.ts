@@ -2,7 +2,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import bcrypt from '@node-rs/bcrypt';
 
-const bcryptHash = (password: string, options: { cost: number }) => bcrypt.hashSync(password, { cost: options.cost });
+const bcryptHash = (password: string, options: { cost: number }) => bcrypt.hashSync(password, options.cost);
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { PasswordHasher } from '../../src/core/passwords.js';
 import { DIALECTS, FAST_ARGON2, createPostgresSchema, newAccount, startTestServer } from '../helpers.js';
