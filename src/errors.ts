@@ -1,7 +1,9 @@
 /**
  * Every error a client can see has a stable `code` from this catalog. The HTTP
- * layer maps codes to statuses; core modules only ever throw `SignetError`.
- * Compare errors by `code`, never by message.
+ * layer maps codes to statuses. What a request did wrong, core throws as a
+ * `SignetError`; an operator's mistake (a setting, a secret) is a `ConfigError`
+ * (a `TypeError`); anything else is a bug or an outage, which the HTTP layer
+ * turns into `500` or `503`. Compare errors by `code`, never by message.
  */
 export const ERROR_CATALOG = {
   invalid_json: { status: 400, message: 'The request body is not valid JSON' },
@@ -81,4 +83,32 @@ export class StoreUnavailableError extends SignetError {
 
 export function isSignetError(error: unknown, code?: ErrorCode): error is SignetError {
   return error instanceof SignetError && (code === undefined || error.code === code);
+}
+
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EHOSTUNREACH',
+  'SQLITE_BUSY',
+  'SQLITE_IOERR',
+  'SQLITE_FULL',
+  'SQLITE_CANTOPEN',
+]);
+
+/**
+ * True when an error means "the store cannot be reached right now" rather than
+ * a bug: connection failures and PostgreSQL classes 08 (connection), 53
+ * (resources) and 57 (operator intervention).
+ */
+export function isStoreUnavailable(error: unknown): boolean {
+  if (error instanceof StoreUnavailableError) return true;
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || /^(08|53|57)/.test(code))) return true;
+  return /Connection terminated|timeout exceeded when trying to connect|connect ETIMEDOUT|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
+    error.message,
+  );
 }

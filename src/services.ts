@@ -131,15 +131,15 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     if (applied.length > 0) logger.info({ migrations: applied }, 'database migrated');
     const keyring = new Keyring({ db, config, clock, sealer, onEvent });
     await keyring.init();
-    const hasher = new PasswordHasher(pool, config.argon2, { onRefusedHash: (reason) => logger.warn({ reason }, 'stored password hash refused') });
-    const tokens = new TokenService(keyring, config, clock);
+    const hasher = new PasswordHasher({ pool, params: config.argon2, onRefusedHash: (reason) => logger.warn({ reason }, 'stored password hash refused') });
+    const tokens = new TokenService({ keyring, config, clock });
     const worstCase = await tokens.worstCaseSize();
     if (worstCase > TOKEN_SIZE_BUDGET) {
       throw new ConfigError(
         `access tokens could reach ${worstCase} bytes, over the ${TOKEN_SIZE_BUDGET}-byte budget for cookies and headers: shorten PUBLIC_URL or JWT_AUDIENCE`,
       );
     }
-    const sessions = new SessionService(db, tokens, clock, config, onEvent);
+    const sessions = new SessionService({ db, tokens, clock, config, onEvent });
     const retention = new Retention({ db, clock, config, onEvent });
     const mailer = new Mailer({
       db,
@@ -160,7 +160,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       csrf: serverKey(atRest.secret, 'csrf'),
       device: serverKey(atRest.secret, 'device-cookie'),
     };
-    const devices = new DeviceCookies(serverKeys.device, clock);
+    const devices = new DeviceCookies({ key: serverKeys.device, clock });
     const mfa = new MfaService({ db, hasher, limits, guard, sealer, clock, config, onEvent });
     const accounts = new AccountService({ db, hasher, sessions, lifecycle, guard, devices, mfa, clock, config, onEvent });
     return {

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { KEY_FILE } from '../core/secrets.js';
 import { startServer } from '../server.js';
 import { auditCommand } from './audit.js';
-import { listFailedMail } from '../store/mail.js';
 import { createLogger, createServices } from '../services.js';
 
 const USAGE = `Usage: signet <command>
@@ -89,12 +88,10 @@ async function main(args: string[]): Promise<number> {
       }
       const services = await createServices(config, { logger: createLogger({ logLevel: 'warn' }) });
       try {
-        const failed = await listFailedMail(services.db);
+        const failed = await services.mailer.failed();
         if (failed.length === 0) process.stdout.write('No failed mail.\n');
         for (const m of failed) {
-          process.stdout.write(
-            `${new Date(m.failed_at!).toISOString()}  ${m.template.padEnd(16)}  ${m.recipient}  after ${m.attempts} attempts: ${m.last_error ?? ''}\n`,
-          );
+          process.stdout.write(`${m.failedAt.toISOString()}  ${m.template.padEnd(16)}  ${m.recipient}  after ${m.attempts} attempts: ${m.lastError ?? ''}\n`);
         }
       } finally {
         await services.close();

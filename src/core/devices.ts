@@ -15,9 +15,9 @@ export class DeviceCookies {
   readonly #key: Buffer;
   readonly #clock: Clock;
 
-  constructor(key: Buffer, clock: Clock) {
-    this.#key = key;
-    this.#clock = clock;
+  constructor(options: { key: Buffer; clock: Clock }) {
+    this.#key = options.key;
+    this.#clock = options.clock;
   }
 
   issue(userId: string): string {

@@ -116,9 +116,9 @@ export class HashPool {
     return median(this.#recent);
   }
 
-  /** Median run time of the latest tasks of each kind seen so far, ms. */
-  medianMs(): Map<string, number> {
-    return new Map([...this.#recentByKind].map(([kind, durations]) => [kind, median(durations)]));
+  /** The `p`-th percentile (0–1) of the run times of the latest tasks of each kind seen so far, ms. */
+  percentileMs(p: number): Map<string, number> {
+    return new Map([...this.#recentByKind].map(([kind, durations]) => [kind, percentile(durations, p)]));
   }
 
   async close(): Promise<void> {
@@ -184,7 +184,11 @@ function remember(durations: number[], took: number): void {
 }
 
 function median(durations: readonly number[]): number {
+  return percentile(durations, 0.5);
+}
+
+function percentile(durations: readonly number[], p: number): number {
   if (durations.length === 0) return 0;
   const sorted = [...durations].sort((a, b) => a - b);
-  return sorted[Math.floor(sorted.length / 2)];
+  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))];
 }

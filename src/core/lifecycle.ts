@@ -2,7 +2,8 @@ import type { SignetConfig } from '../config.js';
 import { SignetError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import { changePassword, findAccountToken, issueAccountToken, resetPasswordWithToken, updateProfile, verifyEmailWithToken } from '../store/account-tokens.js';
-import type { AccountTokenKind, UserRow } from '../store/schema.js';
+import type { User } from '../model.js';
+import type { AccountTokenKind } from '../store/schema.js';
 import { findUserById, findUserByLogin } from '../store/users.js';
 import { BackgroundWork } from './background.js';
 import type { Clock } from './clock.js';
@@ -62,8 +63,8 @@ export class AccountLifecycle {
   }
 
   /** Mails a verification link for the user's current address (after sign-up, or on resend). */
-  async sendVerification(user: UserRow): Promise<void> {
-    if (this.#config.emailVerification === 'off' || user.email_verified === 1) return;
+  async sendVerification(user: User): Promise<void> {
+    if (this.#config.emailVerification === 'off' || user.emailVerified) return;
     const token = await this.#issue(user, 'email_verify', this.#config.verifyTokenTtl);
     await this.#mailer.enqueue('verify-email', user.email, {
       email: user.email,
@@ -80,7 +81,7 @@ export class AccountLifecycle {
     this.#background.run(async () => {
       if (this.#config.emailVerification === 'off') return;
       const user = await findUserByLogin(this.#db, { email });
-      if (!user || user.disabled_at !== null || user.email_verified === 1) return;
+      if (!user || user.disabledAt !== null || user.emailVerified) return;
       if (!(await this.#limits.take('mail.address', `verify:${user.id}`)).allowed)
         return this.#onEvent('mail.suppressed', { template: 'verify-email', userId: user.id });
       await this.sendVerification(user);
@@ -88,21 +89,21 @@ export class AccountLifecycle {
   }
 
   /** Someone signed up with an address that has an account (enumeration-resistant sign-up): tell its owner. */
-  async notifyExistingAccount(user: UserRow): Promise<void> {
+  async notifyExistingAccount(user: User): Promise<void> {
     if (!(await this.#limits.take('mail.address', `exists:${user.id}`)).allowed) return;
     await this.#mailer.enqueue('account-exists', user.email, { email: user.email, resetLink: `${this.#config.publicUrl}/forgot-password` });
   }
 
   /** POST /auth/email/verify. Repeating it with the same unexpired token answers the same. */
-  async verifyEmail(raw: string): Promise<UserRow> {
+  async verifyEmail(raw: string): Promise<User> {
     const token = await this.#find('email_verify', raw);
     const user = await findUserById(this.#db, token.user_id);
     // A token mailed to an address the account no longer has proves nothing.
-    if (!user || user.disabled_at !== null || user.email !== token.email) throw invalidToken('email changed');
+    if (!user || user.disabledAt !== null || user.email !== token.email) throw invalidToken('email changed');
     if (token.used_at === null) {
       await verifyEmailWithToken(this.#db, token, this.#clock.now());
       this.#onEvent('account.email_verified', { userId: user.id });
-    } else if (user.email_verified !== 1) {
+    } else if (!user.emailVerified) {
       throw invalidToken('superseded');
     }
     return (await findUserById(this.#db, user.id))!;
@@ -112,7 +113,7 @@ export class AccountLifecycle {
   requestPasswordReset(email: string): void {
     this.#background.run(async () => {
       const user = await findUserByLogin(this.#db, { email });
-      if (!user || user.disabled_at !== null) return;
+      if (!user || user.disabledAt !== null) return;
       if (!(await this.#limits.take('mail.address', `reset:${user.id}`)).allowed)
         return this.#onEvent('mail.suppressed', { template: 'password-reset', userId: user.id });
       const token = await this.#issue(user, 'password_reset', this.#config.resetTokenTtl);
@@ -133,7 +134,7 @@ export class AccountLifecycle {
     const token = await this.#find('password_reset', raw);
     if (token.used_at !== null) throw invalidToken('used');
     const user = await findUserById(this.#db, token.user_id);
-    if (!user || user.disabled_at !== null) throw invalidToken('user gone');
+    if (!user || user.disabledAt !== null) throw invalidToken('user gone');
     assertNotWeak(password, user);
     const hash = await this.#hasher.hash(password);
     const reset = await resetPasswordWithToken(this.#db, token, hash, this.#clock.now());
@@ -148,23 +149,25 @@ export class AccountLifecycle {
    * POST /auth/password/change: needs the current password; every other
    * session ends. The new password is judged before any hash is spent.
    */
-  async changePassword(user: UserRow, change: { sessionId: string; current: string; next: string }, context: Pick<ClientContext, 'ip'>): Promise<void> {
+  async changePassword(user: User, change: { sessionId: string; current: string; next: string }, context: Pick<ClientContext, 'ip'>): Promise<void> {
     const { sessionId, current, next } = change;
     assertNotWeak(next, user);
-    const ok = await this.#guard.reauthenticate(user.id, context.ip, async () => (await this.#hasher.verify(current, user.password_hash)).ok);
+    // The hash as stored now: the change below is conditional on it.
+    const stored = (await findUserById(this.#db, user.id))?.passwordHash;
+    const ok = await this.#guard.reauthenticate(user.id, context.ip, async () => stored !== undefined && (await this.#hasher.verify(current, stored)).ok);
     if (!ok) {
       this.#onEvent('account.password_change_failed', { userId: user.id });
       throw new SignetError('invalid_credentials');
     }
     const hash = await this.#hasher.hash(next);
     // Conditional on the verified hash: a concurrent change makes this one fail instead of silently winning.
-    if (!(await changePassword(this.#db, user.id, user.password_hash, hash, sessionId, this.#clock.now()))) throw new SignetError('invalid_credentials');
+    if (!(await changePassword(this.#db, user.id, stored!, hash, sessionId, this.#clock.now()))) throw new SignetError('invalid_credentials');
     this.#onEvent('account.password_changed', { userId: user.id });
     await this.#notifyPasswordChanged(user);
   }
 
   /** PATCH /auth/me: name and username, with the sign-up rules; `null` clears. */
-  async updateProfile(user: UserRow, changes: { name?: string | null; username?: string | null }): Promise<UserRow> {
+  async updateProfile(user: User, changes: { name?: string | null; username?: string | null }): Promise<User> {
     if (changes.name === undefined && changes.username === undefined) return user;
     const updated = await updateProfile(this.#db, user.id, changes, this.#clock.now());
     this.#onEvent('account.profile_updated', { userId: user.id, fields: Object.keys(changes) });
@@ -175,7 +178,7 @@ export class AccountLifecycle {
     await this.#background.settle();
   }
 
-  async #notifyPasswordChanged(user: UserRow): Promise<void> {
+  async #notifyPasswordChanged(user: User): Promise<void> {
     await this.#mailer.enqueue('password-changed', user.email, {
       email: user.email,
       when: new Date(this.#clock.now()).toUTCString(),
@@ -183,7 +186,7 @@ export class AccountLifecycle {
     });
   }
 
-  async #issue(user: UserRow, kind: AccountTokenKind, ttlSeconds: number): Promise<string> {
+  async #issue(user: User, kind: AccountTokenKind, ttlSeconds: number): Promise<string> {
     const raw = randomToken();
     const now = this.#clock.now();
     await issueAccountToken(this.#db, {

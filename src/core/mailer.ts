@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import type { Transporter } from 'nodemailer';
 import type { Db } from '../store/db.js';
-import { claimMail, dueMail, enqueueMail, markMailFailed, markMailRetry, markMailSent } from '../store/mail.js';
+import { claimMail, dueMail, enqueueMail, listFailedMail, markMailFailed, markMailRetry, markMailSent } from '../store/mail.js';
 import type { Clock } from './clock.js';
 import { uuidv7 } from './crypto.js';
 import type { Template, TemplateName } from './mail-templates.js';
@@ -27,6 +27,17 @@ export interface MailerOptions {
   /** Seals queued bodies at rest (core/secrets.ts). */
   sealer: Sealer;
   onEvent: (event: string, fields: Record<string, unknown>) => void;
+}
+
+/** A message given up on, as the operator sees it. */
+export interface FailedMail {
+  id: string;
+  template: string;
+  recipient: string;
+  createdAt: Date;
+  attempts: number;
+  failedAt: Date;
+  lastError: string | null;
 }
 
 interface Delivery {
@@ -77,6 +88,20 @@ export class Mailer {
       last_error: null,
     });
     this.#wake(0);
+  }
+
+  /** Messages given up on after every retry, newest first (`signet mail failed`). */
+  async failed(limit = 100): Promise<FailedMail[]> {
+    const rows = await listFailedMail(this.#options.db, limit);
+    return rows.map((m) => ({
+      id: m.id,
+      template: m.template,
+      recipient: m.recipient,
+      createdAt: new Date(m.created_at),
+      attempts: m.attempts,
+      failedAt: new Date(m.failed_at!),
+      lastError: m.last_error,
+    }));
   }
 
   /** Starts the background sender (polls every second for due retries). */

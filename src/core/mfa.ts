@@ -15,7 +15,7 @@ import {
   savePendingTotp,
   useRecoveryCode,
 } from '../store/mfa.js';
-import type { UserRow } from '../store/schema.js';
+import type { User, UserRecord } from '../model.js';
 import { findUserById } from '../store/users.js';
 import type { Clock } from './clock.js';
 import { randomToken, sha256, uuidv7 } from './crypto.js';
@@ -85,9 +85,9 @@ export class MfaService {
   }
 
   /** Re-authenticates (ASVS 7.5.1), then creates a pending secret. */
-  async setup(user: UserRow, password: string, context: Pick<ClientContext, 'ip'>): Promise<TotpSetup> {
+  async setup(user: User, password: string, context: Pick<ClientContext, 'ip'>): Promise<TotpSetup> {
     // Before the hash: an account that has it on needs no password check to be told so.
-    if (user.mfa_enabled === 1) throw new SignetError('mfa_already_enabled');
+    if (user.mfaEnabled) throw new SignetError('mfa_already_enabled');
     await this.#reauthenticate(user, password, context);
     const secret = new Secret({ size: 20 });
     const totp = this.#totp(user, secret);
@@ -111,28 +111,28 @@ export class MfaService {
    * password reset (which proves the address) removes a second factor that was
    * set up before the address was ever proven (see docs/security.md).
    */
-  async enable(user: UserRow, code: string): Promise<string[]> {
+  async enable(user: User, code: string): Promise<string[]> {
     const row = await findTotp(this.#db, user.id);
     if (!row || row.enabled_at !== null) throw new SignetError('invalid_code');
     const step = this.#validStep(user, row.secret, code);
     if (step === undefined) throw new SignetError('invalid_code');
     const codes = Array.from({ length: RECOVERY_CODES }, recoveryCode);
     const rows = codes.map((c) => ({ id: uuidv7(), user_id: user.id, code_hash: sha256(normalizeRecovery(c)), used_at: null }));
-    if (!(await enableTotp(this.#db, { userId: user.id, step, codes: rows, emailProven: user.email_verified === 1, now: this.#clock.now() }))) {
+    if (!(await enableTotp(this.#db, { userId: user.id, step, codes: rows, emailProven: user.emailVerified, now: this.#clock.now() }))) {
       throw new SignetError('invalid_code');
     }
-    this.#onEvent('account.mfa_enabled', { userId: user.id, emailProven: user.email_verified === 1 });
+    this.#onEvent('account.mfa_enabled', { userId: user.id, emailProven: user.emailVerified });
     return codes;
   }
 
-  async disable(user: UserRow, password: string, context: Pick<ClientContext, 'ip'>): Promise<void> {
+  async disable(user: User, password: string, context: Pick<ClientContext, 'ip'>): Promise<void> {
     await this.#reauthenticate(user, password, context);
     await disableTotp(this.#db, user.id, this.#clock.now());
     this.#onEvent('account.mfa_disabled', { userId: user.id });
   }
 
   /** After a correct password: the single-use token that `verify` exchanges for a session. */
-  async challenge(user: UserRow, clientId: string | undefined): Promise<string> {
+  async challenge(user: User, clientId: string | undefined): Promise<string> {
     const token = randomToken();
     const now = this.#clock.now();
     await insertChallenge(this.#db, {
@@ -152,14 +152,14 @@ export class MfaService {
    * Second step of sign-in. A wrong, replayed or expired code is `invalid_code`;
    * the mfaToken dies after five codes, at expiry, and once it succeeds.
    */
-  async verify(mfaToken: string, proof: { code: string } | { recoveryCode: string }): Promise<{ user: UserRow; clientId: string | undefined }> {
+  async verify(mfaToken: string, proof: { code: string } | { recoveryCode: string }): Promise<{ user: UserRecord; clientId: string | undefined }> {
     const now = this.#clock.now();
     // The attempt is claimed (counted) before anything is checked.
     const challenge = MFA_TOKEN.test(mfaToken) ? await claimChallengeAttempt(this.#db, sha256(mfaToken), now, CHALLENGE_MAX_ATTEMPTS) : undefined;
     if (!challenge) throw new SignetError('invalid_mfa_token');
     const user = await findUserById(this.#db, challenge.user_id);
-    const totp = user && user.mfa_enabled === 1 ? await findTotp(this.#db, user.id) : undefined;
-    if (!user || user.disabled_at !== null || !totp || totp.enabled_at === null) throw new SignetError('invalid_mfa_token');
+    const totp = user && user.mfaEnabled ? await findTotp(this.#db, user.id) : undefined;
+    if (!user || user.disabledAt !== null || !totp || totp.enabled_at === null) throw new SignetError('invalid_mfa_token');
 
     // Past the account's budget no code is even checked: the answer stays invalid_code.
     const budget = await this.#limits.take('mfa.account', user.id);
@@ -183,17 +183,20 @@ export class MfaService {
     return { user, clientId: challenge.client_id ?? undefined };
   }
 
-  async #reauthenticate(user: UserRow, password: string, context: Pick<ClientContext, 'ip'>): Promise<void> {
-    const ok = await this.#guard.reauthenticate(user.id, context.ip, async () => (await this.#hasher.verify(password, user.password_hash)).ok);
+  async #reauthenticate(user: User, password: string, context: Pick<ClientContext, 'ip'>): Promise<void> {
+    const ok = await this.#guard.reauthenticate(user.id, context.ip, async () => {
+      const record = await findUserById(this.#db, user.id);
+      return record !== undefined && (await this.#hasher.verify(password, record.passwordHash)).ok;
+    });
     if (!ok) throw new SignetError('invalid_credentials');
   }
 
-  #totp(user: UserRow, secret: Secret): TOTP {
+  #totp(user: User, secret: Secret): TOTP {
     return new TOTP({ issuer: this.#config.appName, label: user.email, algorithm: 'SHA1', digits: 6, period: PERIOD, secret });
   }
 
   /** The 30-second step a code belongs to, if it is valid now. */
-  #validStep(user: UserRow, sealed: string, code: string): number | undefined {
+  #validStep(user: User, sealed: string, code: string): number | undefined {
     const secret = this.#sealer.openOrThrow(SEAL_PURPOSE, sealed, 'a TOTP secret').value;
     const timestamp = this.#clock.now();
     const delta = this.#totp(user, Secret.fromBase32(secret)).validate({ token: code, timestamp, window: WINDOW });

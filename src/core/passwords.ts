@@ -52,6 +52,7 @@ export function assertNotWeak(password: string, context: { email?: string | unde
 }
 
 const ARGON2 = 'argon2';
+const CALIBRATION_SAMPLES = 3;
 const bcryptKind = (cost: number) => `bcrypt-${cost}`;
 
 type ParsedHash = { kind: 'argon2'; variant: string; m: number; t: number; p: number } | { kind: 'bcrypt'; cost: number };
@@ -86,10 +87,10 @@ export class PasswordHasher {
   readonly #events: PasswordHasherEvents;
   #dummy: Promise<string> | undefined;
 
-  constructor(pool: HashPool, params: Argon2Parameters, events: PasswordHasherEvents = {}) {
-    this.#pool = pool;
-    this.#params = params;
-    this.#events = events;
+  constructor(options: { pool: HashPool; params: Argon2Parameters } & PasswordHasherEvents) {
+    this.#pool = options.pool;
+    this.#params = options.params;
+    this.#events = options;
   }
 
   async hash(password: string, options: HashOptions = {}): Promise<string> {
@@ -129,15 +130,17 @@ export class PasswordHasher {
   }
 
   /**
-   * How long a failed password check takes at least, ms: the median time of
-   * the slowest kind of hash this process has verified or calibrated. Unknown
-   * accounts are checked against an Argon2id dummy, accounts imported with
-   * bcrypt take longer to verify; answering every failure no sooner than this
-   * keeps the three (and a throttled attempt) alike.
+   * How long a failed password check takes at least, ms: the 75th percentile
+   * of the time the slowest kind of hash this process has verified or
+   * calibrated takes. Unknown accounts are checked against an Argon2id dummy,
+   * accounts imported with bcrypt take longer to verify; answering every
+   * failure no sooner than this keeps the three (and a throttled attempt)
+   * alike. Above the median, so that most checks of the slowest kind end
+   * before the floor too, and its own jitter does not stand out.
    */
   failureFloorMs(): number {
     let floor = 0;
-    for (const ms of this.#pool.medianMs().values()) floor = Math.max(floor, ms);
+    for (const ms of this.#pool.percentileMs(0.75).values()) floor = Math.max(floor, ms);
     return floor;
   }
 
@@ -156,10 +159,13 @@ export class PasswordHasher {
    */
   async calibrate(bcryptCosts: readonly number[]): Promise<void> {
     await this.verifyDummy('');
-    const known = this.#pool.medianMs();
+    const known = this.#pool.percentileMs(0.5);
     for (const cost of bcryptCosts) {
       if (cost < 4 || cost > VERIFY_LIMITS.bcryptCost || known.has(bcryptKind(cost))) continue;
-      await this.#pool.run({ op: 'hash-bcrypt', kind: bcryptKind(cost), password: randomBytes(18).toString('base64'), cost });
+      // A few samples, so one slow or fast run does not set the floor.
+      for (let i = 0; i < CALIBRATION_SAMPLES; i++) {
+        await this.#pool.run({ op: 'hash-bcrypt', kind: bcryptKind(cost), password: randomBytes(18).toString('base64'), cost });
+      }
     }
   }
 

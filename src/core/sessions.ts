@@ -14,7 +14,8 @@ import {
   rotateRefreshToken,
 } from '../store/sessions.js';
 import type { EndedCursor, Liveness } from '../store/sessions.js';
-import type { RefreshTokenRow, SessionRow, UserRow } from '../store/schema.js';
+import type { Session, User, UserRecord } from '../model.js';
+import type { RefreshTokenRow } from '../store/schema.js';
 import type { AccessTokenClaims } from '../verify/jwt.js';
 import type { Clock } from './clock.js';
 import { open, randomToken, seal, sha256, uuidv7 } from './crypto.js';
@@ -39,12 +40,12 @@ export interface Grant {
   refreshToken: string;
   refreshExpiresIn: number;
   sessionId: string;
-  user: UserRow;
+  user: User;
 }
 
 export interface Authenticated {
-  user: UserRow;
-  session: SessionRow;
+  user: User;
+  session: Session;
   claims: AccessTokenClaims;
 }
 
@@ -76,6 +77,14 @@ export function parseRevocationCursor(text: string): EndedCursor | undefined {
 
 export type SecurityEventSink = (event: string, fields: Record<string, unknown>) => void;
 
+export interface SessionServiceOptions {
+  db: Db;
+  tokens: TokenService;
+  clock: Clock;
+  config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>;
+  onEvent: SecurityEventSink;
+}
+
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 const SUCCESSOR_PURPOSE = 'signet refresh successor v1';
 const USER_AGENT_MAX = 512;
@@ -99,18 +108,12 @@ export class SessionService {
   readonly #onEvent: SecurityEventSink;
   #revocationHead: { at: number; page: RevocationPage } | undefined;
 
-  constructor(
-    db: Db,
-    tokens: TokenService,
-    clock: Clock,
-    config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>,
-    onEvent: SecurityEventSink,
-  ) {
-    this.#db = db;
-    this.#tokens = tokens;
-    this.#clock = clock;
-    this.#config = config;
-    this.#onEvent = onEvent;
+  constructor(options: SessionServiceOptions) {
+    this.#db = options.db;
+    this.#tokens = options.tokens;
+    this.#clock = options.clock;
+    this.#config = options.config;
+    this.#onEvent = options.onEvent;
   }
 
   /**
@@ -118,19 +121,19 @@ export class SessionService {
    * same transaction (sign-up), after the tokens are signed, so a failure
    * anywhere leaves nothing behind.
    */
-  async start(user: UserRow, context: ClientContext, options: { newUser?: boolean } = {}): Promise<Grant> {
+  async start(user: UserRecord, context: ClientContext, options: { newUser?: boolean } = {}): Promise<Grant> {
     const now = this.#clock.now();
-    const session: SessionRow = {
+    const session: Session = {
       id: uuidv7(now),
-      user_id: user.id,
-      created_at: now,
-      last_used_at: now,
-      expires_at: now + this.#config.sessionAbsoluteTtl * 1000,
-      ended_at: null,
-      end_reason: null,
-      user_agent: context.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
+      userId: user.id,
+      createdAt: new Date(now),
+      lastUsedAt: new Date(now),
+      expiresAt: new Date(now + this.#config.sessionAbsoluteTtl * 1000),
+      endedAt: null,
+      endReason: null,
+      userAgent: context.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
       ip: context.ip,
-      client_id: context.clientId ?? null,
+      clientId: context.clientId ?? null,
     };
     const refreshToken = randomToken();
     const row = this.#refreshRow(session, refreshToken, null, now);
@@ -148,8 +151,8 @@ export class SessionService {
     let token = found.token;
     const now = this.#clock.now();
     if (!this.#isLive(session, now)) throw invalidRefresh('session ended');
-    const user = await findUserById(this.#db, session.user_id);
-    if (!user || user.disabled_at !== null) throw invalidRefresh('user gone');
+    const user = await findUserById(this.#db, session.userId);
+    if (!user || user.disabledAt !== null) throw invalidRefresh('user gone');
 
     if (token.rotated_at === null) {
       if (token.expires_at <= now) throw invalidRefresh('expired');
@@ -164,7 +167,7 @@ export class SessionService {
     return this.#replay(refreshToken, token, user, session, context, now);
   }
 
-  async #replay(presented: string, token: RefreshTokenRow, user: UserRow, session: SessionRow, context: ClientContext, now: number): Promise<Grant> {
+  async #replay(presented: string, token: RefreshTokenRow, user: User, session: Session, context: ClientContext, now: number): Promise<Grant> {
     const withinGrace = token.rotated_at !== null && now - token.rotated_at <= this.#config.refreshReuseGrace * 1000;
     if (withinGrace && token.successor_sealed !== null) {
       const successor = open(presented, SUCCESSOR_PURPOSE, token.successor_sealed);
@@ -222,7 +225,7 @@ export class SessionService {
     return count;
   }
 
-  async list(userId: string): Promise<SessionRow[]> {
+  async list(userId: string): Promise<Session[]> {
     return listLiveSessions(this.#db, userId, this.#liveness(this.#clock.now()));
   }
 
@@ -256,12 +259,12 @@ export class SessionService {
     return { now, idleCutoff: now - this.#config.refreshIdleTtl * 1000 };
   }
 
-  #isLive(session: SessionRow, now: number): boolean {
+  #isLive(session: Session, now: number): boolean {
     const { idleCutoff } = this.#liveness(now);
-    return session.ended_at === null && session.expires_at > now && session.last_used_at > idleCutoff;
+    return session.endedAt === null && session.expiresAt.getTime() > now && session.lastUsedAt.getTime() > idleCutoff;
   }
 
-  #refreshRow(session: SessionRow, raw: string, parentId: string | null, now: number): RefreshTokenRow {
+  #refreshRow(session: Session, raw: string, parentId: string | null, now: number): RefreshTokenRow {
     return {
       id: uuidv7(now),
       session_id: session.id,
@@ -269,20 +272,20 @@ export class SessionService {
       parent_id: parentId,
       created_at: now,
       // Rotation never extends the absolute lifetime.
-      expires_at: Math.min(now + this.#config.refreshIdleTtl * 1000, session.expires_at),
+      expires_at: Math.min(now + this.#config.refreshIdleTtl * 1000, session.expiresAt.getTime()),
       rotated_at: null,
       successor_sealed: null,
     };
   }
 
-  async #grant(user: UserRow, session: SessionRow, refreshToken: string, refreshExpiresAt: number, context: ClientContext, now: number): Promise<Grant> {
+  async #grant(user: User, session: Session, refreshToken: string, refreshExpiresAt: number, context: ClientContext, now: number): Promise<Grant> {
     const accessToken = await this.#tokens.issue({
       userId: user.id,
       sessionId: session.id,
       email: user.email,
-      emailVerified: user.email_verified === 1,
+      emailVerified: user.emailVerified,
       // The session's client, not whoever presents the refresh token.
-      clientId: session.client_id ?? undefined,
+      clientId: session.clientId ?? undefined,
       scope: context.scope,
     });
     return {

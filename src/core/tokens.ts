@@ -34,7 +34,8 @@ export class TokenService {
   readonly #cache = new VerifiedTokenCache();
   readonly rules: JwtRules;
 
-  constructor(keyring: Keyring, config: Pick<SignetConfig, 'publicUrl' | 'audience' | 'accessTokenTtl'>, clock: Clock) {
+  constructor(options: { keyring: Keyring; config: Pick<SignetConfig, 'publicUrl' | 'audience' | 'accessTokenTtl'>; clock: Clock }) {
+    const { keyring, config, clock } = options;
     this.#keyring = keyring;
     this.#config = config;
     this.#clock = clock;

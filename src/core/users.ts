@@ -1,7 +1,7 @@
 import { SignetError, isSignetError } from '../errors.js';
 import type { Db } from '../store/db.js';
-import type { UserRow } from '../store/schema.js';
-import { bcryptCosts, emailKey, findUserByLogin, insertUser, newUserRow, replacePasswordHash, usernameKey } from '../store/users.js';
+import type { User, UserRecord } from '../model.js';
+import { bcryptCosts, emailKey, findUserByLogin, insertUser, newUser, replacePasswordHash, usernameKey } from '../store/users.js';
 import { BackgroundWork } from './background.js';
 import type { DeviceCookies } from './devices.js';
 import type { MfaService } from './mfa.js';
@@ -26,16 +26,16 @@ export interface PublicUser {
   updatedAt: string;
 }
 
-export function toPublicUser(row: UserRow): PublicUser {
+export function toPublicUser(user: User): PublicUser {
   return {
-    id: row.id,
-    email: row.email,
-    emailVerified: row.email_verified === 1,
-    username: row.username,
-    name: row.name,
-    mfaEnabled: row.mfa_enabled === 1,
-    createdAt: new Date(row.created_at).toISOString(),
-    updatedAt: new Date(row.updated_at).toISOString(),
+    id: user.id,
+    email: user.email,
+    emailVerified: user.emailVerified,
+    username: user.username,
+    name: user.name,
+    mfaEnabled: user.mfaEnabled,
+    createdAt: user.createdAt.toISOString(),
+    updatedAt: user.updatedAt.toISOString(),
   };
 }
 
@@ -103,7 +103,7 @@ export class AccountService {
    * the very same answer after the same work, and its owner gets a notice
    * instead: sign-up then reveals nothing about who has an account.
    */
-  async signUp(input: SignUpInput, context: ClientContext): Promise<{ user: UserRow; grant?: Grant }> {
+  async signUp(input: SignUpInput, context: ClientContext): Promise<{ user: User; grant?: Grant }> {
     assertNotWeak(input.password, input);
     const required = this.#config.emailVerification === 'required';
     this.#guard.admitHash('signup');
@@ -112,7 +112,7 @@ export class AccountService {
     if (input.username !== undefined && (await findUserByLogin(this.#db, { username: input.username }))) throw new SignetError('username_taken');
     const passwordHash = await this.#hasher.hash(input.password, { signal: context.signal });
     const now = this.#clock.now();
-    const user = newUserRow({ id: uuidv7(now), email: input.email, username: input.username ?? null, name: input.name ?? null, passwordHash, now });
+    const user = newUser({ id: uuidv7(now), email: input.email, username: input.username ?? null, name: input.name ?? null, passwordHash, now });
     if (existing) {
       await this.#lifecycle.notifyExistingAccount(existing);
       this.#onEvent('user.signup_existing_email', { userId: existing.id });
@@ -139,7 +139,7 @@ export class AccountService {
    */
   async signIn(login: Login, context: ClientContext): Promise<SignInResult> {
     const { user } = await this.verifyLogin(login, context);
-    if (user.mfa_enabled === 1) {
+    if (user.mfaEnabled) {
       this.#onEvent('auth.mfa_challenged', { userId: user.id });
       return { kind: 'mfa', mfaToken: await this.#mfa.challenge(user, context.clientId) };
     }
@@ -160,7 +160,7 @@ export class AccountService {
    * throttled account) is answered after the same time: no sooner than the
    * slowest kind of stored hash takes to verify.
    */
-  async verifyLogin(login: Login, context: ClientContext): Promise<{ user: UserRow }> {
+  async verifyLogin(login: Login, context: ClientContext): Promise<{ user: UserRecord }> {
     const started = performance.now();
     try {
       return await this.#checkLogin(login, context);
@@ -170,7 +170,7 @@ export class AccountService {
     }
   }
 
-  async #checkLogin(login: Login, context: ClientContext): Promise<{ user: UserRow }> {
+  async #checkLogin(login: Login, context: ClientContext): Promise<{ user: UserRecord }> {
     const identifier = 'email' in login ? { email: login.email } : { username: login.username };
     const user = await findUserByLogin(this.#db, identifier);
     const attempt: Attempt = {
@@ -184,7 +184,7 @@ export class AccountService {
     let ok: boolean;
     let needsRehash = false;
     try {
-      ({ ok, needsRehash } = user ? await this.#hasher.verify(login.password, user.password_hash, options) : await this.#unknown(login.password, options));
+      ({ ok, needsRehash } = user ? await this.#hasher.verify(login.password, user.passwordHash, options) : await this.#unknown(login.password, options));
     } catch (error) {
       // The password was never checked (the client left, or the server is stopping): the attempt costs nothing.
       await this.#guard.unchecked(attempt);
@@ -192,15 +192,15 @@ export class AccountService {
     }
     if (!user) throw this.#failure(attempt, 'unknown_user');
     if (!ok) throw this.#failure(attempt, 'wrong_password', user.id);
-    if (user.disabled_at !== null) throw this.#failure(attempt, 'disabled', user.id);
+    if (user.disabledAt !== null) throw this.#failure(attempt, 'disabled', user.id);
     await this.#guard.succeeded(attempt);
     if (needsRehash) this.#background.run(() => this.#upgradeHash(user, login.password));
     // Only after the right password, so the answer reveals nothing to a guesser.
-    if (this.#config.emailVerification === 'required' && user.email_verified !== 1) {
+    if (this.#config.emailVerification === 'required' && !user.emailVerified) {
       this.#onEvent('auth.signin_unverified', { userId: user.id });
       throw new SignetError('email_not_verified');
     }
-    if (user.mfa_enabled !== 1) this.#onEvent('auth.signin_succeeded', { userId: user.id, knownDevice: attempt.device !== undefined });
+    if (!user.mfaEnabled) this.#onEvent('auth.signin_succeeded', { userId: user.id, knownDevice: attempt.device !== undefined });
     return { user };
   }
 
@@ -229,9 +229,9 @@ export class AccountService {
   }
 
   /** Re-hashes with the configured algorithm and parameters after a successful sign-in. */
-  async #upgradeHash(user: UserRow, password: string): Promise<void> {
+  async #upgradeHash(user: UserRecord, password: string): Promise<void> {
     const next = await this.#hasher.hash(password);
-    const replaced = await replacePasswordHash(this.#db, user.id, user.password_hash, next, this.#clock.now());
+    const replaced = await replacePasswordHash(this.#db, user.id, user.passwordHash, next, this.#clock.now());
     if (replaced) this.#onEvent('auth.password_rehashed', { userId: user.id });
   }
 }

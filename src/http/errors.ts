@@ -1,11 +1,10 @@
 import { STATUS_CODES } from 'node:http';
-import { SignetError, StoreUnavailableError, publicCode } from '../errors.js';
-import { isUnavailable } from '../store/db.js';
+import { SignetError, StoreUnavailableError, isStoreUnavailable, publicCode } from '../errors.js';
 
 /** Any thrown value → the SignetError the client sees (500 for bugs, 503 for a store outage). */
 export function toSignetError(error: unknown): SignetError {
   if (error instanceof SignetError) return error;
-  if (isUnavailable(error)) return new StoreUnavailableError(error);
+  if (isStoreUnavailable(error)) return new StoreUnavailableError(error);
   return new SignetError('internal_error', { cause: error });
 }
 

@@ -1,5 +1,6 @@
 import type { Db } from './db.js';
-import { conflictError } from './users.js';
+import type { UserRecord } from '../model.js';
+import { conflictError, toUser } from './users.js';
 import type { AccountTokenKind, AccountTokenRow, UserRow } from './schema.js';
 
 /**
@@ -99,7 +100,7 @@ export async function changePassword(db: Db, userId: string, expectedHash: strin
   });
 }
 
-export async function updateProfile(db: Db, userId: string, changes: { name?: string | null; username?: string | null }, now: number): Promise<UserRow> {
+export async function updateProfile(db: Db, userId: string, changes: { name?: string | null; username?: string | null }, now: number): Promise<UserRecord> {
   const set: Partial<UserRow> = { updated_at: now };
   if (changes.name !== undefined) set.name = changes.name;
   if (changes.username !== undefined) {
@@ -111,5 +112,5 @@ export async function updateProfile(db: Db, userId: string, changes: { name?: st
   } catch (error) {
     throw conflictError(error) ?? error;
   }
-  return db.kysely.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirstOrThrow();
+  return toUser(await db.kysely.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirstOrThrow());
 }

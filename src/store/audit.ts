@@ -27,7 +27,7 @@ export interface AuditHeadRow {
   hash: string;
 }
 
-// Local to this repository so the audit log needs nothing from schema.ts.
+// The audit tables are declared here, beside the only code that touches them, on top of schema.ts's Database.
 interface AuditDatabase extends Database {
   audit_log: AuditRow;
   audit_head: AuditHeadRow;

@@ -2,7 +2,6 @@ import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import pg from 'pg';
-import { StoreUnavailableError } from '../errors.js';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
 import { createPrivateFile, privateDirectory, tightenFiles } from './files.js';
@@ -106,34 +105,6 @@ export async function migrate(db: Db): Promise<string[]> {
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error('migration failed', { cause: error });
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
-}
-
-const CONNECTION_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-  'SQLITE_BUSY',
-  'SQLITE_IOERR',
-  'SQLITE_FULL',
-  'SQLITE_CANTOPEN',
-]);
-
-/**
- * True when an error means "the store cannot be reached right now" rather than
- * a bug: connection failures and PostgreSQL classes 08 (connection), 53
- * (resources) and 57 (operator intervention).
- */
-export function isUnavailable(error: unknown): boolean {
-  if (error instanceof StoreUnavailableError) return true;
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if (typeof code === 'string' && (CONNECTION_CODES.has(code) || /^(08|53|57)/.test(code))) return true;
-  return /Connection terminated|timeout exceeded when trying to connect|connect ETIMEDOUT|Client has encountered a connection error|Cannot use a pool after calling end/i.test(
-    error.message,
-  );
 }
 
 /** The constraint a unique violation hit, or undefined for any other error. */

@@ -1,16 +1,48 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Db } from './db.js';
-import { conflictError } from './users.js';
-import type { Database, RefreshTokenRow, SessionRow, UserRow } from './schema.js';
+import type { Session, UserRecord } from '../model.js';
+import { conflictError, toUser, toUserRow } from './users.js';
+import type { Database, RefreshTokenRow, SessionRow } from './schema.js';
 
 type Executor = Kysely<Database> | Transaction<Database>;
 
+/** A row → the domain object. */
+export function toSession(row: SessionRow): Session {
+  return {
+    id: row.id,
+    userId: row.user_id,
+    createdAt: new Date(row.created_at),
+    lastUsedAt: new Date(row.last_used_at),
+    expiresAt: new Date(row.expires_at),
+    endedAt: row.ended_at === null ? null : new Date(row.ended_at),
+    endReason: row.end_reason,
+    userAgent: row.user_agent,
+    ip: row.ip,
+    clientId: row.client_id,
+  };
+}
+
+function toSessionRow(session: Session): SessionRow {
+  return {
+    id: session.id,
+    user_id: session.userId,
+    created_at: session.createdAt.getTime(),
+    last_used_at: session.lastUsedAt.getTime(),
+    expires_at: session.expiresAt.getTime(),
+    ended_at: session.endedAt === null ? null : session.endedAt.getTime(),
+    end_reason: session.endReason,
+    user_agent: session.userAgent,
+    ip: session.ip,
+    client_id: session.clientId,
+  };
+}
+
 /** Stores a new session and its first refresh token, and the user too at sign-up: all or nothing. */
-export async function insertSession(db: Db, session: SessionRow, token: RefreshTokenRow, newUser?: UserRow): Promise<void> {
+export async function insertSession(db: Db, session: Session, token: RefreshTokenRow, newUser?: UserRecord): Promise<void> {
   try {
     await db.kysely.transaction().execute(async (trx) => {
-      if (newUser) await trx.insertInto('users').values(newUser).execute();
-      await trx.insertInto('sessions').values(session).execute();
+      if (newUser) await trx.insertInto('users').values(toUserRow(newUser)).execute();
+      await trx.insertInto('sessions').values(toSessionRow(session)).execute();
       await trx.insertInto('refresh_tokens').values(token).execute();
     });
   } catch (error) {
@@ -27,7 +59,7 @@ export interface Liveness {
   idleCutoff: number;
 }
 
-export async function findLiveSession(db: Db, sessionId: string, userId: string, at: Liveness): Promise<{ user: UserRow; session: SessionRow } | undefined> {
+export async function findLiveSession(db: Db, sessionId: string, userId: string, at: Liveness): Promise<{ user: UserRecord; session: Session } | undefined> {
   // One round trip: this runs on every protected request.
   const row = await db.kysely
     .selectFrom('sessions as s')
@@ -52,8 +84,8 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
   if (!row) return undefined;
   const { s_id, s_created_at, s_last_used_at, s_expires_at, s_user_agent, s_ip, s_client_id, ...user } = row;
   return {
-    user,
-    session: {
+    user: toUser(user),
+    session: toSession({
       id: s_id,
       user_id: user.id,
       created_at: s_created_at,
@@ -64,15 +96,15 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
       user_agent: s_user_agent,
       ip: s_ip,
       client_id: s_client_id,
-    },
+    }),
   };
 }
 
-export async function findRefreshToken(db: Db, tokenHash: string): Promise<{ token: RefreshTokenRow; session: SessionRow } | undefined> {
+export async function findRefreshToken(db: Db, tokenHash: string): Promise<{ token: RefreshTokenRow; session: Session } | undefined> {
   const token = await db.kysely.selectFrom('refresh_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
   if (!token) return undefined;
   const session = await db.kysely.selectFrom('sessions').selectAll().where('id', '=', token.session_id).executeTakeFirstOrThrow();
-  return { token, session };
+  return { token, session: toSession(session) };
 }
 
 export async function findRefreshTokenById(db: Db, id: string): Promise<RefreshTokenRow | undefined> {
@@ -122,8 +154,8 @@ export async function endUserSessions(db: Db, userId: string, reason: string, no
   return Number(result.numUpdatedRows);
 }
 
-export async function listLiveSessions(db: Db, userId: string, at: Liveness): Promise<SessionRow[]> {
-  return db.kysely
+export async function listLiveSessions(db: Db, userId: string, at: Liveness): Promise<Session[]> {
+  const rows = await db.kysely
     .selectFrom('sessions')
     .selectAll()
     .where('user_id', '=', userId)
@@ -132,6 +164,7 @@ export async function listLiveSessions(db: Db, userId: string, at: Liveness): Pr
     .where('last_used_at', '>', at.idleCutoff)
     .orderBy('last_used_at', 'desc')
     .execute();
+  return rows.map(toSession);
 }
 
 /** A position in the list of ended sessions: ordered by end time, then id. */

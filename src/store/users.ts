@@ -2,6 +2,7 @@ import { SignetError } from '../errors.js';
 import { sql } from 'kysely';
 import type { Db } from './db.js';
 import { uniqueViolation } from './db.js';
+import type { UserRecord } from '../model.js';
 import type { UserRow } from './schema.js';
 
 export function emailKey(email: string): string {
@@ -12,6 +13,7 @@ export function usernameKey(username: string): string {
   return username.toLowerCase();
 }
 
+/** A new account: what sign-up (or an operator) supplies; the rest starts at its defaults. */
 export interface NewUser {
   id: string;
   email: string;
@@ -21,7 +23,40 @@ export interface NewUser {
   now: number;
 }
 
-export function newUserRow(user: NewUser): UserRow {
+/** The record of a user about to be stored, as core will see it once it is. */
+export function newUser(user: NewUser): UserRecord {
+  const at = new Date(user.now);
+  return {
+    id: user.id,
+    email: user.email,
+    emailVerified: false,
+    username: user.username,
+    name: user.name,
+    mfaEnabled: false,
+    disabledAt: null,
+    createdAt: at,
+    updatedAt: at,
+    passwordHash: user.passwordHash,
+  };
+}
+
+/** A row → the domain object (the one place flags become booleans and times `Date`s). */
+export function toUser(row: UserRow): UserRecord {
+  return {
+    id: row.id,
+    email: row.email,
+    emailVerified: row.email_verified === 1,
+    username: row.username,
+    name: row.name,
+    mfaEnabled: row.mfa_enabled === 1,
+    disabledAt: row.disabled_at === null ? null : new Date(row.disabled_at),
+    createdAt: new Date(row.created_at),
+    updatedAt: new Date(row.updated_at),
+    passwordHash: row.password_hash,
+  };
+}
+
+export function toUserRow(user: UserRecord): UserRow {
   return {
     id: user.id,
     email: user.email,
@@ -30,18 +65,18 @@ export function newUserRow(user: NewUser): UserRow {
     username_key: user.username === null ? null : usernameKey(user.username),
     name: user.name,
     password_hash: user.passwordHash,
-    email_verified: 0,
-    mfa_enabled: 0,
-    disabled_at: null,
-    created_at: user.now,
-    updated_at: user.now,
+    email_verified: user.emailVerified ? 1 : 0,
+    mfa_enabled: user.mfaEnabled ? 1 : 0,
+    disabled_at: user.disabledAt === null ? null : user.disabledAt.getTime(),
+    created_at: user.createdAt.getTime(),
+    updated_at: user.updatedAt.getTime(),
   };
 }
 
 /** Stores a user alone (sign-up when verification is required, so no session yet). */
-export async function insertUser(db: Db, user: UserRow): Promise<void> {
+export async function insertUser(db: Db, user: UserRecord): Promise<void> {
   try {
-    await db.kysely.insertInto('users').values(user).execute();
+    await db.kysely.insertInto('users').values(toUserRow(user)).execute();
   } catch (error) {
     throw conflictError(error) ?? error;
   }
@@ -55,15 +90,17 @@ export function conflictError(error: unknown): SignetError | undefined {
   return new SignetError('email_taken', { cause: error });
 }
 
-export async function findUserById(db: Db, id: string): Promise<UserRow | undefined> {
-  return db.kysely.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+export async function findUserById(db: Db, id: string): Promise<UserRecord | undefined> {
+  const row = await db.kysely.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && toUser(row);
 }
 
-export async function findUserByLogin(db: Db, login: { email: string } | { username: string }): Promise<UserRow | undefined> {
+export async function findUserByLogin(db: Db, login: { email: string } | { username: string }): Promise<UserRecord | undefined> {
   const query = db.kysely.selectFrom('users').selectAll();
-  return 'email' in login
+  const row = await ('email' in login
     ? query.where('email_key', '=', emailKey(login.email)).executeTakeFirst()
-    : query.where('username_key', '=', usernameKey(login.username)).executeTakeFirst();
+    : query.where('username_key', '=', usernameKey(login.username)).executeTakeFirst());
+  return row && toUser(row);
 }
 
 /**

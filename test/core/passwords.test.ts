@@ -117,7 +117,7 @@ describe('PasswordHasher', () => {
 
   beforeAll(() => {
     pool = new HashPool(2);
-    hasher = new PasswordHasher(pool, FAST_ARGON2, { onRefusedHash: (reason) => refused.push(reason) });
+    hasher = new PasswordHasher({ pool, params: FAST_ARGON2, onRefusedHash: (reason) => refused.push(reason) });
   });
   afterAll(async () => {
     await pool.close();
@@ -150,13 +150,13 @@ describe('PasswordHasher', () => {
 
   it('asks for a rehash when the stored parameters differ from the configured ones', async () => {
     const stored = await hasher.hash('tidy-otter-lamp'); // timeCost 1
-    const stronger = new PasswordHasher(pool, { ...FAST_ARGON2, timeCost: 2 });
+    const stronger = new PasswordHasher({ pool, params: { ...FAST_ARGON2, timeCost: 2 } });
     expect(stronger.needsRehash(stored)).toBe(true);
     expect(await stronger.verify('tidy-otter-lamp', stored)).toEqual({ ok: true, needsRehash: true });
     // A failed verification never triggers an upgrade.
     expect(await stronger.verify('wrong password', stored)).toEqual({ ok: false, needsRehash: false });
-    expect(new PasswordHasher(pool, { ...FAST_ARGON2, memoryCost: 2048 }).needsRehash(stored)).toBe(true);
-    expect(new PasswordHasher(pool, { ...FAST_ARGON2, parallelism: 2 }).needsRehash(stored)).toBe(true);
+    expect(new PasswordHasher({ pool, params: { ...FAST_ARGON2, memoryCost: 2048 } }).needsRehash(stored)).toBe(true);
+    expect(new PasswordHasher({ pool, params: { ...FAST_ARGON2, parallelism: 2 } }).needsRehash(stored)).toBe(true);
     expect(hasher.needsRehash(stored)).toBe(false);
   });
 
@@ -256,7 +256,7 @@ describe('PasswordHasher', () => {
   it('hashes with the production defaults (OWASP: 19 MiB, 2 passes, 1 lane) when nothing is configured', async () => {
     const { argon2 } = loadConfig({});
     expect(argon2).toEqual({ memoryCost: 19456, timeCost: 2, parallelism: 1 });
-    const production = new PasswordHasher(pool, argon2);
+    const production = new PasswordHasher({ pool, params: argon2 });
     const stored = await production.hash('tidy-otter-lamp');
     expect(stored).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/);
     expect(await production.verify('tidy-otter-lamp', stored)).toEqual({ ok: true, needsRehash: false });
@@ -316,7 +316,7 @@ describe('HashPool', () => {
 
   it('lets a closed pool surface from PasswordHasher.verify as unavailable, not as a failed check', async () => {
     const pool = new HashPool(1);
-    const hasher = new PasswordHasher(pool, FAST_ARGON2);
+    const hasher = new PasswordHasher({ pool, params: FAST_ARGON2 });
     const stored = await hasher.hash('correct horse battery');
     await pool.close();
     await expect(hasher.verify('correct horse battery', stored)).rejects.toMatchObject({ code: 'unavailable' });

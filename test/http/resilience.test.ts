@@ -191,7 +191,7 @@ describe.each(DIALECTS)('password hash upgrade on sign-in on %s', (dialect) => {
   });
 
   it('upgrades an Argon2id hash made with other parameters to the configured ones', async () => {
-    const older = new PasswordHasher(server.signet.services.pool, { ...FAST_ARGON2, timeCost: 3 });
+    const older = new PasswordHasher({ pool: server.signet.services.pool, params: { ...FAST_ARGON2, timeCost: 3 } });
     const { account, stored } = await signUpWithStoredHash((pw) => older.hash(pw));
     expect(stored).toMatch(/^\$argon2id\$v=19\$m=1024,t=3,p=1\$/);
 

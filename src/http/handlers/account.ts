@@ -28,9 +28,9 @@ export const listSessionsRoute = route({
     return json({
       sessions: sessions.map((s) => ({
         id: s.id,
-        createdAt: new Date(s.created_at).toISOString(),
-        lastUsedAt: new Date(s.last_used_at).toISOString(),
-        userAgent: s.user_agent,
+        createdAt: s.createdAt.toISOString(),
+        lastUsedAt: s.lastUsedAt.toISOString(),
+        userAgent: s.userAgent,
         ip: s.ip,
         current: s.id === auth.session.id,
       })),

@@ -76,7 +76,7 @@ async function grant(c: AppContext): Promise<Response> {
     const login = identifier.includes('@') ? { email: identifier, password: parsed.data } : { username: identifier, password: parsed.data };
     const { user } = await accounts.verifyLogin(login, context);
     // RFC 9700 §2.4: the password grant never bypasses a second factor.
-    if (user.mfa_enabled === 1) throw new OAuthError('invalid_grant', 'two-factor authentication required');
+    if (user.mfaEnabled) throw new OAuthError('invalid_grant', 'two-factor authentication required');
     issued = await sessions.start(user, context);
   } else if (grantType === 'refresh_token') {
     await limitClient(c, 'refresh.ip');
