@@ -37,6 +37,10 @@ export interface SignetConfig {
   mailFrom: string;
   mailTemplatesDir: string | undefined;
   appName: string;
+  brandLogoUrl: string | undefined;
+  brandColor: string;
+  pagesPrefix: string;
+  returnUrls: string[];
   redisUrl: string | undefined;
   redisPrefix: string;
   rateLimits: boolean;
@@ -276,6 +280,60 @@ export const OPTIONS: readonly Option[] = [
   },
   { env: 'APP_NAME', key: 'appName', default: 'Signet', description: 'Product name shown in mails and pages', parse: text },
   {
+    env: 'BRAND_LOGO_URL',
+    key: 'brandLogoUrl',
+    default: () => undefined,
+    description: 'Logo shown on the hosted pages: an https:// URL (or http:// in development)',
+    parse: url,
+  },
+  {
+    env: 'BRAND_COLOR',
+    key: 'brandColor',
+    default: '#1f4fd1',
+    description: 'Accent colour of the hosted pages (#rrggbb); the text on it is black or white, whichever contrasts more',
+    parse: (value: string, env: string) => {
+      if (!/^#[0-9a-fA-F]{6}$/.test(value)) throw new ConfigError(`${env} must be a colour like #1f4fd1, got "${value}"`);
+      return value.toLowerCase();
+    },
+  },
+  {
+    env: 'PAGES_PREFIX',
+    key: 'pagesPrefix',
+    default: '/',
+    description: 'Path under which the hosted pages are served (e.g. /account/ → /account/sign-in)',
+    parse: (value: string, env: string) => {
+      if (!/^\/([A-Za-z0-9._~-]+\/)*$/.test(value))
+        throw new ConfigError(`${env} must start and end with / and hold only path segments, e.g. / or /id/, got "${value}"`);
+      if (value.startsWith('/auth/') || value.startsWith('/.well-known/')) throw new ConfigError(`${env} must not be under /auth/ or /.well-known/`);
+      return value;
+    },
+  },
+  {
+    env: 'RETURN_URLS',
+    key: 'returnUrls',
+    default: '',
+    description: 'Comma-separated app URLs the hosted pages may send users back to: an origin (any path on it) or an exact URL path',
+    format: list,
+    parse: (v: string, env: string) =>
+      v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean)
+        .map((entry) => {
+          let parsed: URL;
+          try {
+            parsed = new URL(entry);
+          } catch {
+            throw new ConfigError(`${env}: "${entry}" is not a URL like https://app.example.com or https://app.example.com/signed-in`);
+          }
+          if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new ConfigError(`${env}: "${entry}" must be an http(s) URL`);
+          if (parsed.username || parsed.password || parsed.search || parsed.hash) {
+            throw new ConfigError(`${env}: "${entry}" must be an origin or an origin and a path, without user, query or fragment`);
+          }
+          return parsed.pathname === '/' ? parsed.origin : `${parsed.origin}${parsed.pathname}`;
+        }),
+  },
+  {
     env: 'REDIS_URL',
     key: 'redisUrl',
     default: () => undefined,
@@ -459,6 +517,7 @@ function finish(config: SignetConfig): Readonly<SignetConfig> {
     argon2: Object.freeze({ ...config.argon2 }),
     trustProxy: Object.freeze([...config.trustProxy]) as string[],
     corsOrigins: Object.freeze([...config.corsOrigins]) as string[],
+    returnUrls: Object.freeze([...config.returnUrls]) as string[],
   });
 }
 

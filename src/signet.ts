@@ -4,7 +4,7 @@ import type { Hono } from 'hono';
 import type { SignetConfig } from './config.js';
 import { loadConfig } from './config.js';
 import type { AppEnv } from './http/context.js';
-import { createApp } from './http/app.js';
+import { createApp, pathMatcher } from './http/app.js';
 import { metricsResponse } from './http/handlers/meta.js';
 import type { ServiceOptions, Services } from './services.js';
 import { createServices } from './services.js';
@@ -43,7 +43,7 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
   // Settings given in code meet the same parsers as the environment's (and win over it).
   const config = loadConfig(process.env, options.config ?? {});
   const services = await createServices(config, options);
-  const app = createApp(services);
+  const { app, routes } = createApp(services);
   const refresher = scheduleKeyRefresh(services);
   // Mail queued by an earlier process (or during an SMTP outage) is sent without waiting for new mail.
   services.mailer.start();
@@ -51,7 +51,8 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
   // Time the kinds of stored hash before the first failed sign-in must look like them (see PasswordHasher.failureFloorMs).
   services.accounts.calibrate();
   const handler = getRequestListener(app.fetch);
-  const handles = (url: string) => SIGNET_PATHS.test(url.split('?')[0] ?? '');
+  const isSignetPath = pathMatcher(routes);
+  const handles = (url: string) => isSignetPath(url.split('?')[0] ?? '');
   return {
     fetch: async (request) => app.fetch(request),
     // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the listener handles its own promise
@@ -72,9 +73,6 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
     },
   };
 }
-
-const SIGNET_PATHS =
-  /^\/(auth\/|\.well-known\/(jwks\.json|openid-configuration)$|healthz$|readyz$|metrics$|openapi\.json$|verify-email$|reset-password$|forgot-password$)/;
 
 /** Key states change with time (a next key activates, an old one retires); every instance re-reads the table. */
 function scheduleKeyRefresh(services: Services): NodeJS.Timeout {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import net from 'node:net';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
@@ -15,8 +16,12 @@ declare module 'vitest' {
   export interface ProvidedContext {
     postgresUrl: string | null;
     redisUrl: string | null;
+    chromiumPath: string | null;
   }
 }
+
+/** Debian's Chromium (apt-get install -y chromium): the browser suites never download one. */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 async function redisAnswers(): Promise<boolean> {
   return new Promise((resolve) => {
@@ -49,8 +54,15 @@ export default async function setup(project: TestProject): Promise<() => Promise
     if (required) throw new Error(`${message}; SIGNET_REQUIRE_SERVICES=1 makes this a failure`);
     process.stderr.write(`\n${'!'.repeat(78)}\n!! SKIPPING every Redis suite: ${message}\n${'!'.repeat(78)}\n\n`);
   }
+  const chromiumPath = existsSync(CHROMIUM) ? CHROMIUM : null;
+  if (!chromiumPath) {
+    const message = `Chromium is not installed at ${CHROMIUM} (apt-get install -y chromium)`;
+    if (required) throw new Error(`${message}; SIGNET_REQUIRE_SERVICES=1 makes this a failure`);
+    process.stderr.write(`\n${'!'.repeat(78)}\n!! SKIPPING every browser suite: ${message}\n${'!'.repeat(78)}\n\n`);
+  }
   project.provide('postgresUrl', postgresUrl);
   project.provide('redisUrl', redisUrl);
+  project.provide('chromiumPath', chromiumPath);
 
   return async () => {
     if (postgresUrl) {

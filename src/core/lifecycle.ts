@@ -19,7 +19,7 @@ export type EmailVerification = 'off' | 'optional' | 'required';
 
 const ACCOUNT_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
-export type LifecycleConfig = Pick<SignetConfig, 'publicUrl' | 'emailVerification' | 'verifyTokenTtl' | 'resetTokenTtl'>;
+export type LifecycleConfig = Pick<SignetConfig, 'publicUrl' | 'pagesPrefix' | 'emailVerification' | 'verifyTokenTtl' | 'resetTokenTtl'>;
 
 export interface AccountLifecycleOptions {
   db: Db;
@@ -68,7 +68,7 @@ export class AccountLifecycle {
     const token = await this.#issue(user, 'email_verify', this.#config.verifyTokenTtl);
     await this.#mailer.enqueue('verify-email', user.email, {
       email: user.email,
-      link: `${this.#config.publicUrl}/verify-email?token=${token}`,
+      link: this.#link('verify-email', token),
       expiresIn: humanDuration(this.#config.verifyTokenTtl),
     });
   }
@@ -91,7 +91,7 @@ export class AccountLifecycle {
   /** Someone signed up with an address that has an account (enumeration-resistant sign-up): tell its owner. */
   async notifyExistingAccount(user: User): Promise<void> {
     if (!(await this.#limits.take('mail.address', `exists:${user.id}`)).allowed) return;
-    await this.#mailer.enqueue('account-exists', user.email, { email: user.email, resetLink: `${this.#config.publicUrl}/forgot-password` });
+    await this.#mailer.enqueue('account-exists', user.email, { email: user.email, resetLink: this.#link('forgot-password') });
   }
 
   /** POST /auth/email/verify. Repeating it with the same unexpired token answers the same. */
@@ -119,7 +119,7 @@ export class AccountLifecycle {
       const token = await this.#issue(user, 'password_reset', this.#config.resetTokenTtl);
       await this.#mailer.enqueue('password-reset', user.email, {
         email: user.email,
-        link: `${this.#config.publicUrl}/reset-password?token=${token}`,
+        link: this.#link('reset-password', token),
         expiresIn: humanDuration(this.#config.resetTokenTtl),
       });
       this.#onEvent('account.password_reset_requested', { userId: user.id });
@@ -178,11 +178,16 @@ export class AccountLifecycle {
     await this.#background.settle();
   }
 
+  /** A link into the hosted pages (PAGES_PREFIX), as mails carry it. */
+  #link(page: string, token?: string): string {
+    return `${this.#config.publicUrl}${this.#config.pagesPrefix}${page}${token === undefined ? '' : `?token=${token}`}`;
+  }
+
   async #notifyPasswordChanged(user: User): Promise<void> {
     await this.#mailer.enqueue('password-changed', user.email, {
       email: user.email,
       when: new Date(this.#clock.now()).toUTCString(),
-      resetLink: `${this.#config.publicUrl}/forgot-password`,
+      resetLink: this.#link('forgot-password'),
     });
   }
 

@@ -100,9 +100,19 @@ export class MfaService {
       last_step: 0,
       email_proven: 0,
     });
-    const otpauthUri = totp.toString();
     this.#onEvent('account.mfa_setup_started', { userId: user.id });
-    return { secret: secret.base32, otpauthUri, qrSvg: await QRCode.toString(otpauthUri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 }) };
+    return describeSetup(secret.base32, totp);
+  }
+
+  /**
+   * The setup started and not confirmed yet, shown again (the hosted page
+   * after a mistyped code), or undefined when there is none.
+   */
+  async pendingSetup(user: User): Promise<TotpSetup | undefined> {
+    const row = await findTotp(this.#db, user.id);
+    if (!row || row.enabled_at !== null) return undefined;
+    const secret = this.#sealer.openOrThrow(SEAL_PURPOSE, row.secret, 'a TOTP secret').value;
+    return describeSetup(secret, this.#totp(user, Secret.fromBase32(secret)));
   }
 
   /**
@@ -202,6 +212,11 @@ export class MfaService {
     const delta = this.#totp(user, Secret.fromBase32(secret)).validate({ token: code, timestamp, window: WINDOW });
     return delta === null ? undefined : Math.floor(timestamp / 1000 / PERIOD) + delta;
   }
+}
+
+async function describeSetup(secret: string, totp: TOTP): Promise<TotpSetup> {
+  const otpauthUri = totp.toString();
+  return { secret, otpauthUri, qrSvg: await QRCode.toString(otpauthUri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 }) };
 }
 
 /** 25 base32 characters (125 bits) in groups of five: `k7d2m-…`. */

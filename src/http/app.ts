@@ -9,7 +9,7 @@ import { errorResponse, toSignetError } from './errors.js';
 import { endSessionRoute, listSessionsRoute, meRoute } from './handlers/account.js';
 import { mfaVerifyRoute, refreshRoute, signInRoute, signOutAllRoute, signOutRoute, signUpRoute } from './handlers/auth.js';
 import { totpDisableRoute, totpEnableRoute, totpSetupRoute } from './handlers/mfa.js';
-import { assertCsrf, allowedOrigin, readCookie } from './cookies.js';
+import { assertCsrf, assertSameSite, allowedOrigin, readCookie, wantsCookies } from './cookies.js';
 import { cors } from 'hono/cors';
 import { discoveryRoute, healthRoute, jwksRoute, metricsRoute, readyRoute, revocationsRoute } from './handlers/meta.js';
 import { tokenRoute } from './handlers/oauth.js';
@@ -21,7 +21,11 @@ import {
   updateProfileRoute,
   verifyEmailRoute,
 } from './handlers/lifecycle.js';
-import { registerPages } from './pages.js';
+import { pageRoutes } from './pages/index.js';
+import { pageHandler } from './pages/dispatch.js';
+import { pageAssets } from './pages/layout.js';
+import type { PageAssets } from './pages/layout.js';
+import { limitClient } from './limit.js';
 import { auditRoute } from './handlers/audit.js';
 import { withClientIp } from '../core/audit.js';
 import { constantTimeEqual } from '../core/crypto.js';
@@ -33,8 +37,9 @@ import { route } from './route.js';
 export const VERSION = '0.1.0';
 
 /** Every route Signet serves, in one table. */
-export function routeTable(services: Services): Route[] {
+export function routeTable(services: Services, assets: PageAssets = pageAssets(services.config)): Route[] {
   const routes: Route[] = [
+    ...pageRoutes(services.config, assets),
     signUpRoute(services.config.passwordMinLength),
     signInRoute,
     mfaVerifyRoute,
@@ -82,11 +87,12 @@ export function routeTable(services: Services): Route[] {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The web-standard handler: `app.fetch(request)`. */
-export function createApp(services: Services): Hono<AppEnv> {
+/** The web-standard handler (`app.fetch(request)`), and its route table. */
+export function createApp(services: Services): { app: Hono<AppEnv>; routes: Route[] } {
   const app = new Hono<AppEnv>();
-  const routes = routeTable(services);
   const { config, logger } = services;
+  const assets = pageAssets(config);
+  const routes = routeTable(services, assets);
 
   app.use(async (c, next) => {
     const started = performance.now();
@@ -129,28 +135,8 @@ export function createApp(services: Services): Hono<AppEnv> {
   );
 
   for (const r of routes) {
-    app.on(r.method, r.path, async (c) => {
-      if (r.auth === 'operator') assertOperator(c, config.metricsToken);
-      const credential = r.auth === 'none' || r.auth === 'operator' ? undefined : accessCredential(c);
-      if (r.auth === 'bearer' || (r.auth === 'bearer-or-body' && credential !== undefined)) {
-        if (credential === undefined) throw new SignetError('missing_token');
-        const auth = await services.sessions.authenticate(credential.token);
-        // A cookie is sent by the browser on its own: state changes need proof the page is ours.
-        if (credential.via === 'cookie' && r.method !== 'GET') assertCsrf(c, auth.session.id);
-        c.set('auth', auth);
-      }
-      let body: unknown;
-      if (!r.body) assertNoForeignBody(c.req.raw, config.bodyLimit);
-      if (r.body && r.bodyMode !== 'custom') {
-        const raw = await readJsonObject(c.req.raw, config.bodyLimit, { optional: r.bodyOptional ?? false });
-        body = raw === undefined ? undefined : validate(r.body, raw, r.crossCheck?.(raw));
-      }
-      const query = r.query ? validate(r.query, c.req.query()) : {};
-      return r.handle(c, body, query);
-    });
+    app.on(r.method, r.path, r.kind === 'page' ? pageHandler(r, assets) : apiHandler(r, services));
   }
-
-  registerPages(app, services);
 
   const patterns = routes.map((r) => ({ method: r.method, regex: new RegExp(`^${r.path.replace(/:\w+/g, '[^/]+')}$`) }));
   app.notFound((c) => {
@@ -180,7 +166,52 @@ export function createApp(services: Services): Hono<AppEnv> {
     return errorResponse(error, c.req.header('accept') ?? null, c.var.requestId);
   });
 
-  return app;
+  return { app, routes };
+}
+
+/**
+ * Runs a JSON row: what the row declares is applied here, in the documented
+ * order (credentials and their CSRF, body rules, cookie-mode origin, the
+ * refresh cookie's CSRF, the per-client limit, query rules), then the handler
+ * does the route's own work.
+ */
+function apiHandler(r: Route, services: Services) {
+  const { config } = services;
+  return async (c: AppContext): Promise<Response> => {
+    if (r.auth === 'operator') assertOperator(c, config.metricsToken);
+    const credential = r.auth === 'bearer' || r.auth === 'bearer-or-body' ? accessCredential(c) : undefined;
+    if (r.auth === 'bearer' || (r.auth === 'bearer-or-body' && credential !== undefined)) {
+      if (credential === undefined) throw new SignetError('missing_token');
+      const auth = await services.sessions.authenticate(credential.token);
+      // A cookie is sent by the browser on its own: state changes need proof the page is ours.
+      if (credential.via === 'cookie' && r.method !== 'GET') assertCsrf(c, auth.session.id);
+      c.set('auth', auth);
+    }
+    let body: unknown;
+    if (!r.body) assertNoForeignBody(c.req.raw, config.bodyLimit);
+    if (r.body && r.bodyMode !== 'custom') {
+      const raw = await readJsonObject(c.req.raw, config.bodyLimit, { optional: r.bodyOptional ?? false });
+      body = raw === undefined ? undefined : validate(r.body, raw, r.crossCheck?.(raw));
+    }
+    // Login CSRF: a cookie session may only be started from an allowed origin.
+    if (r.csrf === 'cookie-mode' && wantsCookies(c)) assertSameSite(c);
+    if (r.csrf === 'refresh-cookie' && (body as { refreshToken?: unknown } | undefined)?.refreshToken === undefined && c.get('auth') === undefined) {
+      // A refresh token taken from its cookie changes state on the strength of a cookie: the session's CSRF token is needed.
+      const cookie = readCookie(c, 'refresh');
+      const sessionId = cookie === undefined ? undefined : await services.sessions.sessionOfRefreshToken(cookie);
+      if (sessionId !== undefined) assertCsrf(c, sessionId);
+    }
+    if (r.limit) await limitClient(c, r.limit);
+    const query = r.query ? validate(r.query, c.req.query()) : {};
+    return r.handle(c, body, query);
+  };
+}
+
+/** Whether a request path is one of the route table's (for mounting next to another app). */
+export function pathMatcher(routes: readonly Route[]): (path: string) => boolean {
+  const exact = new Set(routes.filter((r) => !r.path.includes(':')).map((r) => r.path));
+  const patterns = routes.filter((r) => r.path.includes(':')).map((r) => new RegExp(`^${r.path.replace(/:\w+/g, '[^/]+')}$`));
+  return (path) => exact.has(path) || patterns.some((p) => p.test(path));
 }
 
 /**

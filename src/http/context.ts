@@ -8,6 +8,8 @@ export interface AppEnv {
     services: Services;
     client: ClientContext;
     auth: Authenticated;
+    /** A hosted page's form post, read and checked by the dispatcher. */
+    form: URLSearchParams;
   };
 }
 

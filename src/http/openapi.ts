@@ -38,7 +38,7 @@ export function openApiDocument(routes: readonly Route[], info: { serverUrl: str
   const errorRef = collect(ErrorBody, 'output');
 
   const paths: Record<string, Record<string, unknown>> = {};
-  for (const r of routes) {
+  for (const r of routes.filter((row) => (row.kind ?? 'api') === 'api')) {
     const path = r.path.replace(/:(\w+)/g, '{$1}');
     const codes = [...(r.errors ?? []), ...(r.body ? BODY_ERRORS : []), ...(r.auth !== 'none' ? BEARER_ERRORS : []), ...GENERAL_ERRORS];
     const byStatus = new Map<number, ErrorCode[]>();

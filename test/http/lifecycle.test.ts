@@ -4,6 +4,7 @@ import { decodeJwt } from 'jose';
 import type { SignetConfig } from '../../src/config.js';
 import { DIALECTS, newAccount, startTestServer } from '../helpers.js';
 import type { TestServer } from '../helpers.js';
+import { PageClient } from '../support/pages.js';
 import { startSmtpServer } from '../support/smtp.js';
 import type { CapturedMail, TestSmtpServer } from '../support/smtp.js';
 
@@ -716,11 +717,9 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
           expect(retryAfter).toBeLessThanOrEqual(15 * 60);
         }
         // The hosted forgot-password form shares the budget.
-        const form = await fetch(`${rig.server.url}/forgot-password`, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', origin: PUBLIC_URL, 'x-forwarded-for': rig.ip },
-          body: new URLSearchParams({ email: account.email }).toString(),
-        });
+        const browser = new PageClient(rig.server.url, { origin: PUBLIC_URL, 'x-forwarded-for': rig.ip });
+        await browser.get('/forgot-password');
+        const form = await browser.post('/forgot-password', { email: account.email });
         expect(form.status).toBe(429);
         // The limited requests sent nothing; another client is unaffected.
         expect(await rig.mails(account.email, SUBJECT.reset)).toHaveLength(0);
@@ -766,18 +765,18 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
     });
 
     describe('hosted pages', () => {
+      // One browser per test: its cookie jar carries the form cookie whose token each form holds.
+      let browser: PageClient;
+      beforeEach(() => {
+        browser = new PageClient(rig.server.url, { origin: PUBLIC_URL, 'x-forwarded-for': rig.ip });
+      });
+
       async function postForm(path: string, fields: Record<string, string>, headers: Record<string, string> = {}) {
-        const response = await fetch(rig.server.url + path, {
-          method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', origin: PUBLIC_URL, 'x-forwarded-for': rig.ip, ...headers },
-          body: new URLSearchParams(fields).toString(),
-        });
-        return { status: response.status, headers: response.headers, text: await response.text() };
+        return browser.post(path, fields, headers);
       }
 
       async function getPage(path: string) {
-        const response = await fetch(rig.server.url + path, { headers: { 'x-forwarded-for': rig.ip } });
-        return { status: response.status, headers: response.headers, text: await response.text() };
+        return browser.get(path);
       }
 
       function expectPageHeaders(headers: Headers): void {
@@ -801,7 +800,8 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
         expectPageHeaders(page.headers);
         expect(page.text).toContain(`<input type="hidden" name="token" value="${token}">`);
         expect(page.text).toContain('action="/reset-password"');
-        expect(page.text).not.toMatch(/<script/i);
+        // Scripts only from files of Signet's own origin (progressive enhancement), never inline.
+        expect(page.text).not.toMatch(/<script(?![^>]*\ssrc=)/i);
         // A prefetching mail scanner changed nothing: the token still works.
         expect((await rig.reset(token, `${account.password}-after-get`)).status).toBe(204);
       });
@@ -810,6 +810,7 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
         const { account, session } = await rig.signUpWithSession();
         const token = await rig.resetToken(account.email);
         const newPassword = `${account.password}-from-form`;
+        await getPage(`/reset-password?token=${token}`);
 
         const mismatch = await postForm('/reset-password', { token, password: newPassword, confirm: `${newPassword}x` });
         expect(mismatch.status).toBe(400);
@@ -847,6 +848,8 @@ describe.each(DIALECTS)('account lifecycle on %s', (dialect) => {
         const { account, session } = await rig.signUpWithSession();
         const token = linkToken(await rig.mail(account.email, SUBJECT.verify), 'verify-email');
         const page = await getPage(`/verify-email?token=${token}`);
+        // Without the form's CSRF token (another site's post), nothing happens.
+        expect((await postForm('/verify-email', { token, csrf: 'forged' })).status).toBe(403);
         expect(page.status).toBe(200);
         expectPageHeaders(page.headers);
         expect((await rig.me(session.token)).body.user.emailVerified).toBe(false);

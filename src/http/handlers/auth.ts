@@ -5,8 +5,7 @@ import type { SignInResult } from '../../core/users.js';
 import { toPublicUser } from '../../core/users.js';
 import type { AppContext } from '../context.js';
 import { json } from '../context.js';
-import { assertCsrf, assertSameSite, clearSessionCookies, cookieSession, readCookie, setDeviceCookie, wantsCookies } from '../cookies.js';
-import { limitClient } from '../limit.js';
+import { clearSessionCookies, cookieSession, readCookie, setDeviceCookie, wantsCookies } from '../cookies.js';
 import { route } from '../route.js';
 import { SessionResponse, mfaVerifyBody, refreshBody, signInBody, signOutBody, signUpBody } from '../schemas.js';
 
@@ -54,9 +53,9 @@ export function signUpRoute(minPasswordLength: number) {
       schema: SessionResponse,
     },
     errors: ['email_taken', 'username_taken', 'weak_password', 'rate_limited', 'csrf_failed'],
+    csrf: 'cookie-mode',
+    limit: 'signup.ip',
     handle: async (c, body) => {
-      if (wantsCookies(c)) assertSameSite(c);
-      await limitClient(c, 'signup.ip');
       const { user, grant } = await c.var.services.accounts.signUp(
         { email: body.email, password: body.password, username: body.username, name: body.name || undefined },
         c.var.client,
@@ -76,9 +75,8 @@ export const signInRoute = route({
   crossCheck: identifierErrors,
   success: { status: 200, description: 'Session started, or `{mfaRequired: true, mfaToken, methods}` for two-factor accounts', schema: SessionResponse },
   errors: ['invalid_credentials', 'email_not_verified', 'rate_limited', 'csrf_failed', 'unavailable'],
+  csrf: 'cookie-mode',
   handle: async (c, body) => {
-    // Login CSRF: a cookie session may only be started from an allowed origin.
-    if (wantsCookies(c)) assertSameSite(c);
     const login = body.email !== undefined ? { email: body.email, password: body.password } : { username: body.username!, password: body.password };
     return respondToSignIn(c, await c.var.services.accounts.signIn(login, c.var.client));
   },
@@ -94,9 +92,9 @@ export const mfaVerifyRoute = route({
   crossCheck: (raw) => ((raw.code === undefined) === (raw.recoveryCode === undefined) ? [{ field: 'code', message: 'give either code or recoveryCode' }] : []),
   success: { status: 200, description: 'Session started', schema: SessionResponse },
   errors: ['invalid_code', 'invalid_mfa_token', 'rate_limited'],
+  csrf: 'cookie-mode',
+  limit: 'mfa.ip',
   handle: async (c, body) => {
-    if (wantsCookies(c)) assertSameSite(c);
-    await limitClient(c, 'mfa.ip');
     const proof = body.code !== undefined ? { code: body.code } : { recoveryCode: body.recoveryCode! };
     return respondToSignIn(c, await c.var.services.accounts.completeMfa(body.mfaToken, proof, c.var.client));
   },
@@ -110,24 +108,19 @@ export const refreshRoute = route({
   auth: 'none',
   body: refreshBody,
   bodyOptional: true,
+  csrf: 'refresh-cookie',
+  limit: 'refresh.ip',
   success: { status: 200, description: 'Tokens rotated', schema: SessionResponse },
   errors: ['invalid_refresh_token', 'csrf_failed', 'rate_limited'],
   handle: async (c, body) => {
-    await limitClient(c, 'refresh.ip');
-    const { sessions } = c.var.services;
     const fromCookie = body?.refreshToken === undefined;
     const token = body?.refreshToken ?? readCookie(c, 'refresh');
     // Neither a body nor a refresh cookie: the contract's answer to an empty body.
-    if (token === undefined)
+    if (token === undefined) {
       throw new SignetError(body === undefined ? 'invalid_json' : 'invalid_refresh_token', body === undefined ? { message: 'The request body is empty' } : {});
-    if (fromCookie) {
-      // Refresh by cookie changes state on the strength of a cookie: CSRF rules apply.
-      const sessionId = await sessions.sessionOfRefreshToken(token);
-      if (sessionId === undefined) throw new SignetError('invalid_refresh_token');
-      assertCsrf(c, sessionId);
     }
     // A token that came from a cookie goes back into cookies, never into a body scripts can read.
-    return respondWithSession(c, await sessions.refresh(token, c.var.client), 200, fromCookie || wantsCookies(c));
+    return respondWithSession(c, await c.var.services.sessions.refresh(token, c.var.client), 200, fromCookie || wantsCookies(c));
   },
 });
 
@@ -135,22 +128,20 @@ export const signOutRoute = route({
   method: 'POST',
   path: '/auth/signout',
   tag: 'Sessions',
-  summary: 'End the session of the access token and/or the refresh token given; clears the session cookies',
+  summary: 'End the session of the access token and/or the refresh token given (or the refresh cookie); clears the session cookies',
   auth: 'bearer-or-body',
   body: signOutBody,
   bodyOptional: true,
+  csrf: 'refresh-cookie',
   success: { status: 204, description: 'Session ended' },
   errors: ['missing_token', 'invalid_token', 'invalid_refresh_token', 'csrf_failed'],
   handle: async (c, body) => {
     const { sessions } = c.var.services;
     const auth = c.get('auth') as AppContext['var']['auth'] | undefined;
     if (!auth && body?.refreshToken === undefined) {
-      // Cookie mode after the access cookie expired: the refresh cookie names the session (CSRF rules apply).
+      // Cookie mode after the access cookie expired: the refresh cookie names the session (its CSRF token was checked).
       const cookie = readCookie(c, 'refresh');
-      const sessionId = cookie === undefined ? undefined : await sessions.sessionOfRefreshToken(cookie);
-      if (sessionId === undefined) throw new SignetError('missing_token');
-      assertCsrf(c, sessionId);
-      await sessions.end(sessionId, 'signout');
+      if (cookie === undefined || !(await sessions.endByRefreshToken(cookie, 'signout'))) throw new SignetError('missing_token');
       clearSessionCookies(c);
       return c.body(null, 204);
     }

@@ -1,6 +1,5 @@
 import { toPublicUser } from '../../core/users.js';
 import { json } from '../context.js';
-import { limitClient } from '../limit.js';
 import { route } from '../route.js';
 import { Accepted, UserResponse, changePasswordBody, emailOnlyBody, profileBody, resetPasswordBody, verifyEmailBody } from '../schemas.js';
 
@@ -28,8 +27,8 @@ export const resendVerificationRoute = route({
   body: emailOnlyBody,
   success: { status: 202, description: 'Accepted, whatever the account state', schema: Accepted },
   errors: ['rate_limited'],
-  handle: async (c, body) => {
-    await limitClient(c, 'mail.ip');
+  limit: 'mail.ip',
+  handle: (c, body) => {
     c.var.services.lifecycle.requestVerification(body.email);
     return json(ACCEPTED, 202);
   },
@@ -44,8 +43,8 @@ export const forgotPasswordRoute = route({
   body: emailOnlyBody,
   success: { status: 202, description: 'Accepted, the same whether or not the account exists', schema: Accepted },
   errors: ['rate_limited'],
-  handle: async (c, body) => {
-    await limitClient(c, 'mail.ip');
+  limit: 'mail.ip',
+  handle: (c, body) => {
     c.var.services.lifecycle.requestPasswordReset(body.email);
     return json(ACCEPTED, 202);
   },

@@ -3,7 +3,6 @@ import { SignetError } from '../../errors.js';
 import { parseRevocationCursor } from '../../core/sessions.js';
 import type { Metrics } from '../../metrics.js';
 import { json } from '../context.js';
-import { limitClient } from '../limit.js';
 import { route } from '../route.js';
 import { Discovery, Jwks, RevocationList, Status } from '../schemas.js';
 
@@ -90,8 +89,8 @@ export const revocationsRoute = route({
   }),
   success: { status: 200, description: 'Ids of recently ended sessions', schema: RevocationList },
   errors: ['rate_limited'],
+  limit: 'revocations.ip',
   handle: async (c, _body, query) => {
-    await limitClient(c, 'revocations.ip');
     const cursor = query.since === undefined ? undefined : parseRevocationCursor(query.since);
     if (query.since !== undefined && cursor === undefined) {
       throw new SignetError('validation_failed', { details: [{ field: 'since', message: 'must be a cursor from an earlier answer' }] });
