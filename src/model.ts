@@ -38,4 +38,58 @@ export interface Session {
   ip: string | null;
   /** The OAuth client the session was started for, if any. */
   clientId: string | null;
+  /**
+   * A client's grant (OpenID Connect) is a session of its own under the browser
+   * session it was authorized in: ending that one ends it, unless `offline`.
+   */
+  parentSessionId: string | null;
+  /** Scopes granted to the client, space-separated (null: none). */
+  scope: string | null;
+  /** The `aud` of its access tokens (null: the configured JWT_AUDIENCE). */
+  audience: string | null;
+  /** Granted with offline_access: it outlives its browser session. */
+  offline: boolean;
+  /** When the user authenticated for it (the browser session's sign-in for a client grant). */
+  authTime: Date;
+}
+
+/** A session that just ended, as told to whoever reacts to it (back-channel logout, caches). */
+export interface EndedSession {
+  id: string;
+  userId: string;
+  clientId: string | null;
+  parentSessionId: string | null;
+}
+
+/** A relying party the operator registered (OpenID Connect): what the admin tools and pages show. */
+export interface OAuthClient {
+  id: string;
+  name: string;
+  /** `none`: a public client (PKCE, no secret); otherwise how the confidential client sends its secret. */
+  authMethod: 'none' | 'client_secret_basic' | 'client_secret_post';
+  /** Exact redirect URIs (compared as strings, RFC 9700 §4.1.3). */
+  redirectUris: string[];
+  postLogoutRedirectUris: string[];
+  /** Where back-channel logout tokens are posted, if anywhere. */
+  backchannelLogoutUri: string | null;
+  /** Trusted by the operator: no consent screen, may use the password grant if allowed. */
+  firstParty: boolean;
+  /** Scopes it may ask for. */
+  scopes: string[];
+  grantTypes: string[];
+  /** Resource indicators (RFC 8707) it may ask access tokens for; each becomes an `aud`. */
+  resources: string[];
+  /** Shorter-lived access tokens than ACCESS_TOKEN_TTL, if set. */
+  accessTokenTtl: number | null;
+  /** How long an offline grant lives at most, if not SESSION_ABSOLUTE_TTL. */
+  refreshTokenTtl: number | null;
+  createdAt: Date;
+  updatedAt: Date;
+  disabledAt: Date | null;
+}
+
+/** A client with what only core's authentication reads. */
+export interface OAuthClientRecord extends OAuthClient {
+  /** SHA-256 of the secret (base64url); null for public clients. */
+  secretHash: string | null;
 }

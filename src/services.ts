@@ -7,6 +7,9 @@ import { systemClock } from './core/clock.js';
 import { HashPool } from './core/hash-pool.js';
 import { Keyring } from './core/keys.js';
 import { PasswordHasher } from './core/passwords.js';
+import { SessionEnds } from './core/session-ends.js';
+import { createOidc } from './core/oidc/index.js';
+import type { Oidc } from './core/oidc/index.js';
 import { SessionService } from './core/sessions.js';
 import { TOKEN_SIZE_BUDGET, TokenService } from './core/tokens.js';
 import { AccountService } from './core/users.js';
@@ -49,6 +52,8 @@ export interface Services {
   metrics: Metrics;
   audit: AuditLog;
   retention: Retention;
+  /** The OpenID Provider (its routes exist only with asymmetric keys). */
+  oidc: Oidc;
   close(): Promise<void>;
 }
 
@@ -139,7 +144,9 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
         `access tokens could reach ${worstCase} bytes, over the ${TOKEN_SIZE_BUDGET}-byte budget for cookies and headers: shorten PUBLIC_URL or JWT_AUDIENCE`,
       );
     }
-    const sessions = new SessionService({ db, tokens, clock, config, onEvent });
+    const ends = new SessionEnds();
+    const sessions = new SessionService({ db, tokens, clock, config, onEvent, ends });
+    const oidc = createOidc({ db, clock, keyring, tokens, sessions, ends, config, onEvent });
     const retention = new Retention({ db, clock, config, onEvent });
     const mailer = new Mailer({
       db,
@@ -155,7 +162,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
     const limits = new Limits({ enabled: config.rateLimits, redis, prefix: config.redisPrefix, onEvent });
     const guard = new SignInGuard({ limits, hasher, config, onEvent });
-    const lifecycle = new AccountLifecycle({ db, hasher, mailer, limits, guard, clock, config, onEvent });
+    const lifecycle = new AccountLifecycle({ db, hasher, mailer, limits, guard, clock, config, onEvent, ends });
     const serverKeys = {
       csrf: serverKey(atRest.secret, 'csrf'),
       device: serverKey(atRest.secret, 'device-cookie'),
@@ -183,8 +190,10 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       metrics,
       audit,
       retention,
+      oidc,
       async close() {
         await retention.close();
+        await oidc.logout.settle();
         await accounts.settle();
         await lifecycle.settle();
         await mailer.close();

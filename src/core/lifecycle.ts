@@ -13,6 +13,7 @@ import type { SignInGuard } from './signin-guard.js';
 import type { Mailer } from './mailer.js';
 import { assertNotWeak } from './passwords.js';
 import type { PasswordHasher } from './passwords.js';
+import type { SessionEnds } from './session-ends.js';
 import type { ClientContext } from './sessions.js';
 
 export type EmailVerification = 'off' | 'optional' | 'required';
@@ -30,6 +31,7 @@ export interface AccountLifecycleOptions {
   clock: Clock;
   config: LifecycleConfig;
   onEvent: (event: string, fields: Record<string, unknown>) => void;
+  ends: SessionEnds;
 }
 
 /**
@@ -47,6 +49,7 @@ export class AccountLifecycle {
   readonly #config: LifecycleConfig;
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
   readonly #background: BackgroundWork;
+  readonly #ends: SessionEnds;
 
   constructor(options: AccountLifecycleOptions) {
     this.#db = options.db;
@@ -57,6 +60,7 @@ export class AccountLifecycle {
     this.#clock = options.clock;
     this.#config = options.config;
     this.#onEvent = options.onEvent;
+    this.#ends = options.ends;
     this.#background = new BackgroundWork((error) =>
       options.onEvent('account.background_error', { error: error instanceof Error ? error.message : String(error) }),
     );
@@ -139,6 +143,7 @@ export class AccountLifecycle {
     const hash = await this.#hasher.hash(password);
     const reset = await resetPasswordWithToken(this.#db, token, hash, this.#clock.now());
     if (!reset) throw invalidToken('used');
+    this.#ends.publish(reset.ended, 'password_reset');
     this.#onEvent('account.password_reset', { userId: user.id });
     // The reset proved the address; a second factor set up before it was ever proven was not the owner's to set.
     if (reset.mfaRemoved) this.#onEvent('account.mfa_removed', { userId: user.id, reason: 'set_up_before_email_proven' });
@@ -161,7 +166,9 @@ export class AccountLifecycle {
     }
     const hash = await this.#hasher.hash(next);
     // Conditional on the verified hash: a concurrent change makes this one fail instead of silently winning.
-    if (!(await changePassword(this.#db, user.id, stored!, hash, sessionId, this.#clock.now()))) throw new SignetError('invalid_credentials');
+    const ended = await changePassword(this.#db, user.id, stored!, hash, sessionId, this.#clock.now());
+    if (!ended) throw new SignetError('invalid_credentials');
+    this.#ends.publish(ended, 'password_changed');
     this.#onEvent('account.password_changed', { userId: user.id });
     await this.#notifyPasswordChanged(user);
   }

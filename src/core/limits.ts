@@ -54,6 +54,8 @@ export const LIMIT_RULES = {
   'mail.address': { points: 3, duration: 60 * 60 },
   /** GET /auth/revocations per client network (a verifier polls it every 30 s by default). */
   'revocations.ip': { points: 600, duration: 60 },
+  /** Authorization requests (each may store a pending request): generous for SSO hops, not for a flood. */
+  'authorize.ip': { points: 120, duration: 60 },
 } as const satisfies Record<string, { points: number; duration: number }>;
 
 export type LimitName = keyof typeof LIMIT_RULES;

@@ -15,6 +15,7 @@ import {
 } from '../store/sessions.js';
 import type { EndedCursor, Liveness } from '../store/sessions.js';
 import type { Session, User, UserRecord } from '../model.js';
+import type { SessionEnds } from './session-ends.js';
 import type { RefreshTokenRow } from '../store/schema.js';
 import type { AccessTokenClaims } from '../verify/jwt.js';
 import type { Clock } from './clock.js';
@@ -29,8 +30,16 @@ export interface ClientContext {
   deviceCookie?: string | undefined;
   /** Aborted when the client goes away: queued hashes for it are dropped. */
   signal?: AbortSignal | undefined;
-  clientId?: string | undefined;
-  scope?: string | undefined;
+}
+
+/**
+ * The registered client a grant is for (OpenID Connect, or a first-party client
+ * using the password grant): its refresh tokens work only for it, and its
+ * access tokens may live shorter than ACCESS_TOKEN_TTL.
+ */
+export interface ClientBinding {
+  id: string;
+  accessTokenTtl: number | null;
 }
 
 /** What a successful sign-in, refresh or MFA verification hands the client. */
@@ -40,7 +49,24 @@ export interface Grant {
   refreshToken: string;
   refreshExpiresIn: number;
   sessionId: string;
+  session: Session;
   user: User;
+}
+
+/** What a client grant hands out: a refresh token only with offline access. */
+export type ClientGrant = Omit<Grant, 'refreshToken' | 'refreshExpiresIn'> & { refreshToken?: string; refreshExpiresIn?: number };
+
+/** A client grant to start: what the authorization code carried. */
+export interface ClientGrantSpec {
+  client: ClientBinding;
+  parentSessionId: string;
+  scope: string;
+  audience: string | undefined;
+  /** Granted offline_access: a refresh token, and the grant outlives the browser session. */
+  offline: boolean;
+  authTime: Date;
+  /** The grant's absolute end: the browser session's end unless offline. */
+  expiresAt: Date;
 }
 
 export interface Authenticated {
@@ -83,6 +109,7 @@ export interface SessionServiceOptions {
   clock: Clock;
   config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>;
   onEvent: SecurityEventSink;
+  ends: SessionEnds;
 }
 
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -106,6 +133,7 @@ export class SessionService {
   readonly #clock: Clock;
   readonly #config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>;
   readonly #onEvent: SecurityEventSink;
+  readonly #ends: SessionEnds;
   #revocationHead: { at: number; page: RevocationPage } | undefined;
 
   constructor(options: SessionServiceOptions) {
@@ -114,6 +142,7 @@ export class SessionService {
     this.#clock = options.clock;
     this.#config = options.config;
     this.#onEvent = options.onEvent;
+    this.#ends = options.ends;
   }
 
   /**
@@ -121,7 +150,7 @@ export class SessionService {
    * same transaction (sign-up), after the tokens are signed, so a failure
    * anywhere leaves nothing behind.
    */
-  async start(user: UserRecord, context: ClientContext, options: { newUser?: boolean } = {}): Promise<Grant> {
+  async start(user: UserRecord, context: ClientContext, options: { newUser?: boolean; client?: ClientBinding } = {}): Promise<Grant> {
     const now = this.#clock.now();
     const session: Session = {
       id: uuidv7(now),
@@ -133,23 +162,71 @@ export class SessionService {
       endReason: null,
       userAgent: context.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
       ip: context.ip,
-      clientId: context.clientId ?? null,
+      clientId: options.client?.id ?? null,
+      parentSessionId: null,
+      scope: null,
+      audience: null,
+      offline: false,
+      authTime: new Date(now),
     };
     const refreshToken = randomToken();
     const row = this.#refreshRow(session, refreshToken, null, now);
-    const grant = await this.#grant(user, session, refreshToken, row.expires_at, context, now);
+    const grant = await this.#grant(user, session, refreshToken, row.expires_at, now, options.client);
     await insertSession(this.#db, session, row, options.newUser ? user : undefined);
     return grant;
   }
 
-  /** Rotates a refresh token; see the class comment for the grace window. */
-  async refresh(refreshToken: string, context: ClientContext): Promise<Grant> {
+  /**
+   * Starts a client's grant under a browser session (an authorization code
+   * redeemed): `save` stores the session and its refresh token together with
+   * whatever must commit with them (the code's claim), and answers false when
+   * it could not (the code was used): then nothing was issued.
+   */
+  async startClientGrant(
+    user: User,
+    spec: ClientGrantSpec,
+    context: ClientContext,
+    save: (session: Session, token: RefreshTokenRow | undefined) => Promise<boolean>,
+  ): Promise<ClientGrant | undefined> {
+    const now = this.#clock.now();
+    const session: Session = {
+      id: uuidv7(now),
+      userId: user.id,
+      createdAt: new Date(now),
+      lastUsedAt: new Date(now),
+      expiresAt: spec.expiresAt,
+      endedAt: null,
+      endReason: null,
+      userAgent: context.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
+      ip: context.ip,
+      clientId: spec.client.id,
+      parentSessionId: spec.parentSessionId,
+      scope: spec.scope,
+      audience: spec.audience ?? null,
+      offline: spec.offline,
+      authTime: spec.authTime,
+    };
+    const refreshToken = spec.offline ? randomToken() : undefined;
+    const row = refreshToken === undefined ? undefined : this.#refreshRow(session, refreshToken, null, now);
+    const grant = await this.#grant(user, session, refreshToken ?? '', row?.expires_at ?? now, now, spec.client);
+    if (!(await save(session, row))) return undefined;
+    if (refreshToken === undefined) return { ...grant, refreshToken: undefined, refreshExpiresIn: undefined };
+    return grant;
+  }
+
+  /**
+   * Rotates a refresh token; see the class comment for the grace window. A
+   * token of a client's grant works only for that client (RFC 6749 §6), and
+   * one of a first-party session only without a registered client.
+   */
+  async refresh(refreshToken: string, client?: ClientBinding): Promise<Grant> {
     if (!REFRESH_TOKEN.test(refreshToken)) throw invalidRefresh('malformed');
     const found = await findRefreshToken(this.#db, sha256(refreshToken));
     if (!found) throw invalidRefresh('unknown');
     const { session } = found;
     let token = found.token;
     const now = this.#clock.now();
+    if (session.clientId !== (client?.id ?? null)) throw invalidRefresh('issued to another client');
     if (!this.#isLive(session, now)) throw invalidRefresh('session ended');
     const user = await findUserById(this.#db, session.userId);
     if (!user || user.disabledAt !== null) throw invalidRefresh('user gone');
@@ -159,28 +236,28 @@ export class SessionService {
       const successor = randomToken();
       const row = this.#refreshRow(session, successor, token.id, now);
       if (await rotateRefreshToken(this.#db, token.id, row, seal(refreshToken, SUCCESSOR_PURPOSE, successor), now)) {
-        return this.#grant(user, session, successor, row.expires_at, context, now);
+        return this.#grant(user, session, successor, row.expires_at, now, client);
       }
       // Another request rotated it first: answer as a replay of that rotation.
       token = (await findRefreshTokenById(this.#db, token.id)) ?? token;
     }
-    return this.#replay(refreshToken, token, user, session, context, now);
+    return this.#replay(refreshToken, token, user, session, now, client);
   }
 
-  async #replay(presented: string, token: RefreshTokenRow, user: User, session: Session, context: ClientContext, now: number): Promise<Grant> {
+  async #replay(presented: string, token: RefreshTokenRow, user: User, session: Session, now: number, client: ClientBinding | undefined): Promise<Grant> {
     const withinGrace = token.rotated_at !== null && now - token.rotated_at <= this.#config.refreshReuseGrace * 1000;
     if (withinGrace && token.successor_sealed !== null) {
       const successor = open(presented, SUCCESSOR_PURPOSE, token.successor_sealed);
       const child = successor === undefined ? undefined : await findRefreshToken(this.#db, sha256(successor));
       // Only the immediate parent of the live head gets it back: never a second branch.
       if (successor !== undefined && child && child.token.rotated_at === null && child.token.expires_at > now) {
-        return this.#grant(user, session, successor, child.token.expires_at, context, now);
+        return this.#grant(user, session, successor, child.token.expires_at, now, client);
       }
     }
     // Reuse outside the grace window (or of an older ancestor): the token was
     // probably stolen, so the whole session ends. This write stands on its own,
     // committed before the request fails.
-    await endSession(this.#db, session.id, 'refresh_token_reuse', now);
+    this.#ends.publish(await endSession(this.#db, session.id, 'refresh_token_reuse', now), 'refresh_token_reuse');
     this.#onEvent('security.refresh_token_reuse', {
       userId: user.id,
       sessionId: session.id,
@@ -197,6 +274,11 @@ export class SessionService {
     return { ...live, claims };
   }
 
+  /** A live session of a user with the user, or undefined (ended, expired, idle, user disabled). */
+  async findLive(sessionId: string, userId: string): Promise<{ user: User; session: Session } | undefined> {
+    return findLiveSession(this.#db, sessionId, userId, this.#liveness(this.#clock.now()));
+  }
+
   /** The session a refresh token belongs to, without using it (CSRF check before a cookie refresh). */
   async sessionOfRefreshToken(refreshToken: string): Promise<string | undefined> {
     if (!REFRESH_TOKEN.test(refreshToken)) return undefined;
@@ -211,18 +293,22 @@ export class SessionService {
     return this.end(found.session.id, reason);
   }
 
+  /** Ends a session, and the client grants authorized in it without offline access. */
   async end(sessionId: string, reason: string): Promise<boolean> {
-    const userId = await endSession(this.#db, sessionId, reason, this.#clock.now());
+    const ended = await endSession(this.#db, sessionId, reason, this.#clock.now());
     this.#revocationHead = undefined;
-    if (userId !== undefined) this.#onEvent('session.ended', { userId, sessionId, reason });
-    return userId !== undefined;
+    this.#ends.publish(ended, reason);
+    const self = ended.find((s) => s.id === sessionId);
+    if (self) this.#onEvent('session.ended', { userId: self.userId, sessionId, reason, grants: ended.length - 1 });
+    return self !== undefined;
   }
 
   async endAll(userId: string, reason: string, exceptSessionId?: string): Promise<number> {
-    const count = await endUserSessions(this.#db, userId, reason, this.#clock.now(), exceptSessionId);
+    const ended = await endUserSessions(this.#db, userId, reason, this.#clock.now(), exceptSessionId);
     this.#revocationHead = undefined;
-    if (count > 0) this.#onEvent('session.ended_all', { userId, reason, count });
-    return count;
+    this.#ends.publish(ended, reason);
+    if (ended.length > 0) this.#onEvent('session.ended_all', { userId, reason, count: ended.length });
+    return ended.length;
   }
 
   async list(userId: string): Promise<Session[]> {
@@ -278,22 +364,27 @@ export class SessionService {
     };
   }
 
-  async #grant(user: User, session: Session, refreshToken: string, refreshExpiresAt: number, context: ClientContext, now: number): Promise<Grant> {
+  async #grant(user: User, session: Session, refreshToken: string, refreshExpiresAt: number, now: number, client: ClientBinding | undefined): Promise<Grant> {
+    // A client may have shorter-lived access tokens, never longer: the revocation list's horizon is ACCESS_TOKEN_TTL.
+    const ttl = Math.min(client?.accessTokenTtl ?? this.#tokens.ttl, this.#tokens.ttl);
     const accessToken = await this.#tokens.issue({
       userId: user.id,
       sessionId: session.id,
       email: user.email,
       emailVerified: user.emailVerified,
-      // The session's client, not whoever presents the refresh token.
+      // The session's client, scopes and audience, not whatever presents the refresh token.
       clientId: session.clientId ?? undefined,
-      scope: context.scope,
+      scope: session.scope ?? undefined,
+      audience: session.audience ?? undefined,
+      ttl,
     });
     return {
       accessToken,
-      expiresIn: this.#tokens.ttl,
+      expiresIn: ttl,
       refreshToken,
       refreshExpiresIn: Math.max(0, Math.floor((refreshExpiresAt - now) / 1000)),
       sessionId: session.id,
+      session,
       user,
     };
   }

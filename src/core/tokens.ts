@@ -3,7 +3,7 @@ import { SignJWT } from 'jose';
 import type { SignetConfig } from '../config.js';
 import { SignetError } from '../errors.js';
 import type { AccessTokenClaims, JwtRules } from '../verify/jwt.js';
-import { JwtVerificationError, VerifiedTokenCache, verifyCached } from '../verify/jwt.js';
+import { JwtVerificationError, VerifiedTokenCache, verifyCached, verifyJwt } from '../verify/jwt.js';
 import type { Clock } from './clock.js';
 import type { Keyring } from './keys.js';
 import { CLOCK_LEEWAY } from './keys.js';
@@ -15,6 +15,10 @@ export interface TokenSubject {
   emailVerified: boolean;
   clientId?: string | undefined;
   scope?: string | undefined;
+  /** The resource server the token is for (RFC 8707); JWT_AUDIENCE when absent. */
+  audience?: string | undefined;
+  /** Seconds the token lives (a client's shorter lifetime); ACCESS_TOKEN_TTL when absent. */
+  ttl?: number | undefined;
 }
 
 export const DEFAULT_CLIENT_ID = 'signet';
@@ -69,10 +73,10 @@ export class TokenService {
     return new SignJWT(claims)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(this.#config.publicUrl)
-      .setAudience(this.#config.audience)
+      .setAudience(subject.audience ?? this.#config.audience)
       .setSubject(subject.userId)
       .setIssuedAt(now)
-      .setExpirationTime(now + this.#config.accessTokenTtl)
+      .setExpirationTime(now + (subject.ttl ?? this.#config.accessTokenTtl))
       .setJti(randomUUID())
       .sign(await key.signKey());
   }
@@ -104,6 +108,20 @@ export class TokenService {
       if (!unknownKid || this.#keyring.age() < 5000) throw error;
       await this.#keyring.refresh();
       return this.verify(token);
+    }
+  }
+
+  /**
+   * An access token Signet issued for any audience `accept` takes (UserInfo
+   * serves every client's tokens). Not cached: the cache is for the strict
+   * check above, and must never answer it for a token judged here.
+   */
+  verifyIssued(token: string, accept: (audiences: readonly string[]) => boolean): AccessTokenClaims {
+    try {
+      return verifyJwt(token, { ...this.rules, audience: accept }, this.#keyring.resolve, Math.floor(this.#clock.now() / 1000)).claims;
+    } catch (error) {
+      if (error instanceof JwtVerificationError) throw new SignetError('invalid_token', { cause: error });
+      throw error;
     }
   }
 

@@ -141,16 +141,16 @@ export class AccountService {
     const { user } = await this.verifyLogin(login, context);
     if (user.mfaEnabled) {
       this.#onEvent('auth.mfa_challenged', { userId: user.id });
-      return { kind: 'mfa', mfaToken: await this.#mfa.challenge(user, context.clientId) };
+      return { kind: 'mfa', mfaToken: await this.#mfa.challenge(user, undefined) };
     }
     return { kind: 'session', grant: await this.#sessions.start(user, context), deviceCookie: this.#devices.issue(user.id) };
   }
 
   /** Second step of an MFA sign-in. */
   async completeMfa(mfaToken: string, proof: { code: string } | { recoveryCode: string }, context: ClientContext): Promise<SignInResult> {
-    const { user, clientId } = await this.#mfa.verify(mfaToken, proof);
+    const { user } = await this.#mfa.verify(mfaToken, proof);
     this.#onEvent('auth.signin_succeeded', { userId: user.id, mfa: true });
-    return { kind: 'session', grant: await this.#sessions.start(user, { ...context, clientId }), deviceCookie: this.#devices.issue(user.id) };
+    return { kind: 'session', grant: await this.#sessions.start(user, context), deviceCookie: this.#devices.issue(user.id) };
   }
 
   /**

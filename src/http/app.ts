@@ -11,8 +11,11 @@ import { mfaVerifyRoute, refreshRoute, signInRoute, signOutAllRoute, signOutRout
 import { totpDisableRoute, totpEnableRoute, totpSetupRoute } from './handlers/mfa.js';
 import { assertCsrf, assertSameSite, allowedOrigin, readCookie, wantsCookies } from './cookies.js';
 import { cors } from 'hono/cors';
-import { discoveryRoute, healthRoute, jwksRoute, metricsRoute, readyRoute, revocationsRoute } from './handlers/meta.js';
-import { tokenRoute } from './handlers/oauth.js';
+import { healthRoute, jwksRoute, metricsRoute, readyRoute, revocationsRoute } from './handlers/meta.js';
+import { discoveryRoute } from './oidc/discovery.js';
+import { oidcRoutes } from './oidc/index.js';
+import { OIDC_PATHS } from './oidc/paths.js';
+import { tokenRoute } from './oidc/token.js';
 import {
   changePasswordRoute,
   forgotPasswordRoute,
@@ -40,6 +43,7 @@ export const VERSION = '0.1.0';
 export function routeTable(services: Services, assets: PageAssets = pageAssets(services.config)): Route[] {
   const routes: Route[] = [
     ...pageRoutes(services.config, assets),
+    ...oidcRoutes(services.config, assets),
     signUpRoute(services.config.passwordMinLength),
     signInRoute,
     mfaVerifyRoute,
@@ -123,16 +127,31 @@ export function createApp(services: Services): { app: Hono<AppEnv>; routes: Rout
   });
 
   // CORS only for the configured origins, with credentials (cookie mode); none otherwise.
-  app.use(
-    cors({
-      origin: (origin, c) => (origin && allowedOrigin(c as AppContext, origin) && config.corsOrigins.includes(origin) ? origin : null),
-      credentials: true,
-      allowMethods: ['GET', 'POST', 'PATCH', 'DELETE'],
-      allowHeaders: ['Authorization', 'Content-Type', 'X-CSRF-Token', 'X-Session-Mode', 'X-Request-Id'],
-      exposeHeaders: ['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'WWW-Authenticate'],
-      maxAge: 600,
-    }),
-  );
+  const credentialed = cors({
+    origin: (origin, c) => (origin && allowedOrigin(c as AppContext, origin) && config.corsOrigins.includes(origin) ? origin : null),
+    credentials: true,
+    allowMethods: ['GET', 'POST', 'PATCH', 'DELETE'],
+    allowHeaders: ['Authorization', 'Content-Type', 'X-CSRF-Token', 'X-Session-Mode', 'X-Request-Id'],
+    exposeHeaders: ['X-Request-Id', 'Retry-After', 'RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'WWW-Authenticate'],
+    maxAge: 600,
+  });
+  // The OpenID endpoints a browser app calls itself (OpenID Connect Core §5.3.1): also from the origins of
+  // registered clients' redirect URIs, never with cookies (these routes read none).
+  const forClients = cors({
+    origin: async (origin) => (origin && (config.corsOrigins.includes(origin) || (await services.oidc.clients.webOrigins()).has(origin)) ? origin : null),
+    credentials: false,
+    allowMethods: ['GET', 'POST'],
+    allowHeaders: ['Authorization', 'Content-Type', 'X-Request-Id'],
+    exposeHeaders: ['X-Request-Id', 'Retry-After', 'WWW-Authenticate'],
+    maxAge: 600,
+  });
+  const publicDocuments = cors({ origin: '*', allowMethods: ['GET'], maxAge: 600 });
+  app.use((c, next) => {
+    const path = c.req.path;
+    if (path.startsWith('/.well-known/')) return publicDocuments(c, next);
+    if (path === '/auth/token' || path === OIDC_PATHS.userinfo) return forClients(c, next);
+    return credentialed(c, next);
+  });
 
   for (const r of routes) {
     app.on(r.method, r.path, r.kind === 'page' ? pageHandler(r, assets) : apiHandler(r, services));

@@ -10,6 +10,8 @@ export interface AppEnv {
     auth: Authenticated;
     /** A hosted page's form post, read and checked by the dispatcher. */
     form: URLSearchParams;
+    /** CSP form-action sources a page adds for the client an authorization request waits on. */
+    formTargets: readonly string[];
   };
 }
 

@@ -21,9 +21,12 @@ export type RouteAuth = 'none' | 'bearer' | 'bearer-or-body' | 'operator' | 'pag
  * Cross-site request forgery rules a row needs beyond what its `auth` implies:
  * - `cookie-mode`: starting a cookie session (`X-Session-Mode: cookie`) only from an allowed origin (login CSRF);
  * - `refresh-cookie`: a refresh token taken from its cookie needs the session's CSRF token;
- * - `form`: a hosted page's form post: same origin, and the form's CSRF token.
+ * - `form`: a hosted page's form post: same origin, and the form's CSRF token;
+ * - `cross-site`: an OpenID Connect endpoint other sites post to by design (authorize, end session): the form
+ *   is read without the same-origin check; it acts only on what the request itself proves (an ID token hint)
+ *   or once the user confirms on a Signet page.
  */
-export type RouteCsrf = 'cookie-mode' | 'refresh-cookie' | 'form';
+export type RouteCsrf = 'cookie-mode' | 'refresh-cookie' | 'form' | 'cross-site';
 
 /** One row of the route table: documentation and behaviour in one place. */
 export interface Route<S extends ZodType | undefined = ZodType | undefined, Q extends ZodObject | undefined = ZodObject | undefined> {

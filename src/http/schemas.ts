@@ -136,14 +136,21 @@ export const RevocationList = z
   })
   .meta({ id: 'RevocationList' });
 
-/** POST /auth/token (RFC 6749 §4.3, §6), form-encoded or JSON. Documentation; the handler parses. */
+/** POST /auth/token (RFC 6749 §4.1.3, §4.3, §6), form-encoded or JSON. Documentation; the handler parses. */
 export const TokenRequest = z
   .object({
-    grant_type: z.enum(['password', 'refresh_token']),
+    grant_type: z.enum(['authorization_code', 'refresh_token', 'password']),
+    code: z.string().optional().meta({ description: 'authorization_code grant: the code from the redirect' }),
+    redirect_uri: z.string().optional().meta({ description: 'authorization_code grant: the redirect_uri of the authorization request' }),
+    code_verifier: z.string().optional().meta({ description: 'authorization_code grant: the PKCE verifier (RFC 7636)' }),
     username: z.string().optional().meta({ description: 'password grant: an email or a username' }),
     password: z.string().optional().meta({ description: 'password grant' }),
     refresh_token: z.string().optional().meta({ description: 'refresh_token grant' }),
-    client_id: z.string().optional(),
+    client_id: z
+      .string()
+      .optional()
+      .meta({ description: 'A registered client (public clients; or client_secret_post with client_secret). Confidential clients may use HTTP Basic instead' }),
+    client_secret: z.string().optional().meta({ description: 'client_secret_post only' }),
     scope: z.string().optional(),
   })
   .meta({ id: 'TokenRequest' });
@@ -153,7 +160,8 @@ export const TokenResponse = z
     access_token: z.string(),
     token_type: z.literal('Bearer'),
     expires_in: z.number().int(),
-    refresh_token: z.string(),
+    refresh_token: z.string().optional().meta({ description: 'Always for first-party grants; for a client only with offline_access' }),
+    id_token: z.string().optional().meta({ description: 'OpenID Connect grants (the openid scope)' }),
     scope: z.string().optional(),
   })
   .meta({ id: 'TokenResponse' });

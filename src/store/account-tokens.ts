@@ -1,5 +1,6 @@
 import type { Db } from './db.js';
-import type { UserRecord } from '../model.js';
+import type { EndedSession, UserRecord } from '../model.js';
+import { endUserSessionsWith } from './sessions.js';
 import { conflictError, toUser } from './users.js';
 import type { AccountTokenKind, AccountTokenRow, UserRow } from './schema.js';
 
@@ -39,7 +40,12 @@ export async function verifyEmailWithToken(db: Db, token: AccountTokenRow, now: 
  * was enabled before the address was proven, all or nothing. Returns undefined
  * when the token was used in the meantime.
  */
-export async function resetPasswordWithToken(db: Db, token: AccountTokenRow, passwordHash: string, now: number): Promise<{ mfaRemoved: boolean } | undefined> {
+export async function resetPasswordWithToken(
+  db: Db,
+  token: AccountTokenRow,
+  passwordHash: string,
+  now: number,
+): Promise<{ mfaRemoved: boolean; ended: EndedSession[] } | undefined> {
   return db.kysely.transaction().execute(async (trx) => {
     const claimed = await trx.updateTable('account_tokens').set({ used_at: now }).where('id', '=', token.id).where('used_at', 'is', null).executeTakeFirst();
     if (claimed.numUpdatedRows === 0n) return undefined;
@@ -52,12 +58,7 @@ export async function resetPasswordWithToken(db: Db, token: AccountTokenRow, pas
       .where('kind', '=', 'password_reset')
       .where('used_at', 'is', null)
       .execute();
-    await trx
-      .updateTable('sessions')
-      .set({ ended_at: now, end_reason: 'password_reset' })
-      .where('user_id', '=', token.user_id)
-      .where('ended_at', 'is', null)
-      .execute();
+    const ended = await endUserSessionsWith(trx, token.user_id, 'password_reset', now);
     const unproven = await trx.deleteFrom('mfa_totp').where('user_id', '=', token.user_id).where('email_proven', '=', 0).executeTakeFirst();
     const mfaRemoved = unproven.numDeletedRows > 0n;
     if (mfaRemoved) {
@@ -65,15 +66,23 @@ export async function resetPasswordWithToken(db: Db, token: AccountTokenRow, pas
       await trx.updateTable('mfa_challenges').set({ used_at: now }).where('user_id', '=', token.user_id).where('used_at', 'is', null).execute();
       await trx.updateTable('users').set({ mfa_enabled: 0 }).where('id', '=', token.user_id).execute();
     }
-    return { mfaRemoved };
+    return { mfaRemoved, ended };
   });
 }
 
 /**
  * Changes a password if the stored hash is still the verified one; retires
- * reset tokens and ends every session but `keepSessionId`.
+ * reset tokens and ends every session but `keepSessionId`. Undefined when the
+ * hash had changed; else the sessions it ended.
  */
-export async function changePassword(db: Db, userId: string, expectedHash: string, passwordHash: string, keepSessionId: string, now: number): Promise<boolean> {
+export async function changePassword(
+  db: Db,
+  userId: string,
+  expectedHash: string,
+  passwordHash: string,
+  keepSessionId: string,
+  now: number,
+): Promise<EndedSession[] | undefined> {
   return db.kysely.transaction().execute(async (trx) => {
     const updated = await trx
       .updateTable('users')
@@ -81,7 +90,7 @@ export async function changePassword(db: Db, userId: string, expectedHash: strin
       .where('id', '=', userId)
       .where('password_hash', '=', expectedHash)
       .executeTakeFirst();
-    if (updated.numUpdatedRows === 0n) return false;
+    if (updated.numUpdatedRows === 0n) return undefined;
     await trx
       .updateTable('account_tokens')
       .set({ used_at: now })
@@ -89,14 +98,7 @@ export async function changePassword(db: Db, userId: string, expectedHash: strin
       .where('kind', '=', 'password_reset')
       .where('used_at', 'is', null)
       .execute();
-    await trx
-      .updateTable('sessions')
-      .set({ ended_at: now, end_reason: 'password_changed' })
-      .where('user_id', '=', userId)
-      .where('id', '!=', keepSessionId)
-      .where('ended_at', 'is', null)
-      .execute();
-    return true;
+    return endUserSessionsWith(trx, userId, 'password_changed', now, keepSessionId);
   });
 }
 

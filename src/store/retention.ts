@@ -82,6 +82,23 @@ export const prune = {
     );
     return sent + failed;
   },
+
+  /** Authorization requests nobody finished and codes past their minute (kept a while to recognise reuse). */
+  async oidc(db: Db, cutoff: number, batch: number): Promise<number> {
+    const requests = deleted(
+      await db.kysely
+        .deleteFrom('oauth_requests')
+        .where('id', 'in', (eb) => eb.selectFrom('oauth_requests').select('id').where('expires_at', '<', cutoff).limit(batch))
+        .executeTakeFirst(),
+    );
+    const codes = deleted(
+      await db.kysely
+        .deleteFrom('oauth_codes')
+        .where('code_hash', 'in', (eb) => eb.selectFrom('oauth_codes').select('code_hash').where('expires_at', '<', cutoff).limit(batch))
+        .executeTakeFirst(),
+    );
+    return requests + codes;
+  },
 } as const;
 
 export type PruneKind = keyof typeof prune;

@@ -30,6 +30,16 @@ export interface SessionRow {
   user_agent: string | null;
   ip: string | null;
   client_id: string | null;
+  /** A client grant (OpenID Connect): the browser session it was authorized in. */
+  parent_session_id: string | null;
+  /** Space-separated scopes granted (client grants). */
+  scope: string | null;
+  /** The access tokens' `aud` (client grants; null: the configured audience). */
+  audience: string | null;
+  /** 1 when granted with offline_access: it outlives its browser session. */
+  offline: number;
+  /** When the user signed in for this grant (client grants; null: created_at). */
+  auth_time: number | null;
 }
 
 export interface RefreshTokenRow {
@@ -121,9 +131,69 @@ export interface MfaChallengeRow {
   client_id: string | null;
 }
 
+export interface OAuthClientRow {
+  id: string;
+  name: string;
+  auth_method: string;
+  secret_hash: string | null;
+  /** JSON arrays of strings. */
+  redirect_uris: string;
+  post_logout_redirect_uris: string;
+  backchannel_logout_uri: string | null;
+  first_party: number;
+  scopes: string;
+  grant_types: string;
+  resources: string;
+  access_token_ttl: number | null;
+  refresh_token_ttl: number | null;
+  created_at: number;
+  updated_at: number;
+  disabled_at: number | null;
+}
+
+export interface OAuthRequestRow {
+  id: string;
+  client_id: string;
+  /** JSON of the validated authorization request. */
+  params: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface OAuthCodeRow {
+  code_hash: string;
+  client_id: string;
+  user_id: string;
+  parent_session_id: string;
+  redirect_uri: string;
+  scope: string;
+  nonce: string | null;
+  code_challenge: string | null;
+  resource: string | null;
+  auth_time: number;
+  /** JSON array (RFC 8176 values). */
+  amr: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  issued_session_id: string | null;
+}
+
+export interface OAuthConsentRow {
+  user_id: string;
+  client_id: string;
+  scope: string;
+  created_at: number;
+  updated_at: number;
+}
+
 export interface Database {
   users: UserRow;
   sessions: SessionRow;
+  oauth_clients: OAuthClientRow;
+  oauth_requests: OAuthRequestRow;
+  oauth_codes: OAuthCodeRow;
+  oauth_consents: OAuthConsentRow;
   refresh_tokens: RefreshTokenRow;
   signing_keys: SigningKeyRow;
   account_tokens: AccountTokenRow;

@@ -1,6 +1,6 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { Db } from './db.js';
-import type { Session, UserRecord } from '../model.js';
+import type { EndedSession, Session, UserRecord } from '../model.js';
 import { conflictError, toUser, toUserRow } from './users.js';
 import type { Database, RefreshTokenRow, SessionRow } from './schema.js';
 
@@ -19,10 +19,15 @@ export function toSession(row: SessionRow): Session {
     userAgent: row.user_agent,
     ip: row.ip,
     clientId: row.client_id,
+    parentSessionId: row.parent_session_id,
+    scope: row.scope,
+    audience: row.audience,
+    offline: row.offline === 1,
+    authTime: new Date(row.auth_time ?? row.created_at),
   };
 }
 
-function toSessionRow(session: Session): SessionRow {
+export function toSessionRow(session: Session): SessionRow {
   return {
     id: session.id,
     user_id: session.userId,
@@ -34,6 +39,11 @@ function toSessionRow(session: Session): SessionRow {
     user_agent: session.userAgent,
     ip: session.ip,
     client_id: session.clientId,
+    parent_session_id: session.parentSessionId,
+    scope: session.scope,
+    audience: session.audience,
+    offline: session.offline ? 1 : 0,
+    auth_time: session.authTime.getTime() === session.createdAt.getTime() ? null : session.authTime.getTime(),
   };
 }
 
@@ -72,6 +82,11 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
       's.user_agent as s_user_agent',
       's.ip as s_ip',
       's.client_id as s_client_id',
+      's.parent_session_id as s_parent_session_id',
+      's.scope as s_scope',
+      's.audience as s_audience',
+      's.offline as s_offline',
+      's.auth_time as s_auth_time',
     ])
     .selectAll('u')
     .where('s.id', '=', sessionId)
@@ -82,7 +97,21 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
     .where('u.disabled_at', 'is', null)
     .executeTakeFirst();
   if (!row) return undefined;
-  const { s_id, s_created_at, s_last_used_at, s_expires_at, s_user_agent, s_ip, s_client_id, ...user } = row;
+  const {
+    s_id,
+    s_created_at,
+    s_last_used_at,
+    s_expires_at,
+    s_user_agent,
+    s_ip,
+    s_client_id,
+    s_parent_session_id,
+    s_scope,
+    s_audience,
+    s_offline,
+    s_auth_time,
+    ...user
+  } = row;
   return {
     user: toUser(user),
     session: toSession({
@@ -96,6 +125,11 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
       user_agent: s_user_agent,
       ip: s_ip,
       client_id: s_client_id,
+      parent_session_id: s_parent_session_id,
+      scope: s_scope,
+      audience: s_audience,
+      offline: s_offline,
+      auth_time: s_auth_time,
     }),
   };
 }
@@ -135,23 +169,38 @@ async function touchSession(db: Executor, sessionId: string, now: number): Promi
   await db.updateTable('sessions').set({ last_used_at: now }).where('id', '=', sessionId).execute();
 }
 
-/** Ends a session; its refresh tokens die with it. Returns its user's id, or undefined if it had already ended. */
-export async function endSession(db: Db, sessionId: string, reason: string, now: number): Promise<string | undefined> {
-  const ended = await db.kysely
-    .updateTable('sessions')
-    .set({ ended_at: now, end_reason: reason })
-    .where('id', '=', sessionId)
-    .where('ended_at', 'is', null)
-    .returning('user_id')
-    .executeTakeFirst();
-  return ended?.user_id;
+const ENDED = ['id', 'user_id', 'client_id', 'parent_session_id'] as const;
+
+export function toEnded(row: Pick<SessionRow, (typeof ENDED)[number]>): EndedSession {
+  return { id: row.id, userId: row.user_id, clientId: row.client_id, parentSessionId: row.parent_session_id };
 }
 
-export async function endUserSessions(db: Db, userId: string, reason: string, now: number, exceptSessionId?: string): Promise<number> {
-  let query = db.kysely.updateTable('sessions').set({ ended_at: now, end_reason: reason }).where('user_id', '=', userId).where('ended_at', 'is', null);
+/**
+ * Ends a session and the client grants authorized in it that were not given
+ * offline access (OpenID Connect Back-Channel Logout §2.7); their refresh
+ * tokens die with them. Returns what ended (nothing if it had already ended).
+ */
+export async function endSession(db: Db, sessionId: string, reason: string, now: number): Promise<EndedSession[]> {
+  const rows = await db.kysely
+    .updateTable('sessions')
+    .set({ ended_at: now, end_reason: reason })
+    .where((eb) => eb.or([eb('id', '=', sessionId), eb.and([eb('parent_session_id', '=', sessionId), eb('offline', '=', 0)])]))
+    .where('ended_at', 'is', null)
+    .returning(ENDED)
+    .execute();
+  return rows.map(toEnded);
+}
+
+/** Ends every session of a user (client grants included) but `exceptSessionId`; returns what ended. */
+export async function endUserSessions(db: Db, userId: string, reason: string, now: number, exceptSessionId?: string): Promise<EndedSession[]> {
+  return endUserSessionsWith(db.kysely, userId, reason, now, exceptSessionId);
+}
+
+/** endUserSessions inside another module's transaction. */
+export async function endUserSessionsWith(db: Executor, userId: string, reason: string, now: number, exceptSessionId?: string): Promise<EndedSession[]> {
+  let query = db.updateTable('sessions').set({ ended_at: now, end_reason: reason }).where('user_id', '=', userId).where('ended_at', 'is', null);
   if (exceptSessionId !== undefined) query = query.where('id', '!=', exceptSessionId);
-  const result = await query.executeTakeFirst();
-  return Number(result.numUpdatedRows);
+  return (await query.returning(ENDED).execute()).map(toEnded);
 }
 
 export async function listLiveSessions(db: Db, userId: string, at: Liveness): Promise<Session[]> {

@@ -33,7 +33,8 @@ export interface AccessTokenClaims {
 
 export interface JwtRules {
   issuer: string;
-  audience: string;
+  /** The audience that must be among `aud`, or (Signet's UserInfo only) a judge of the whole list. */
+  audience: string | ((audiences: readonly string[]) => boolean);
   algorithms: readonly JwtAlgorithm[];
   /** Clock tolerance for exp/nbf, seconds (RFC 8725 suggests small; the contract allows at most 60). */
   leeway: number;
@@ -104,7 +105,9 @@ function checkClaims(claims: Record<string, unknown>, rules: JwtRules, nowSecond
   if (claims.iss !== rules.issuer) throw new JwtVerificationError('issuer');
   const aud = claims.aud;
   const audiences = typeof aud === 'string' ? [aud] : Array.isArray(aud) ? aud : [];
-  if (!audiences.includes(rules.audience)) throw new JwtVerificationError('audience');
+  const accepted =
+    typeof rules.audience === 'string' ? audiences.includes(rules.audience) : rules.audience(audiences.filter((a): a is string => typeof a === 'string'));
+  if (!accepted) throw new JwtVerificationError('audience');
   for (const name of ['exp', 'iat'] as const) {
     if (typeof claims[name] !== 'number' || !Number.isFinite(claims[name])) throw new JwtVerificationError(`${name} missing`);
   }

@@ -8,6 +8,7 @@ import type { DialectName, TestServer } from '../helpers.js';
 import { axeViolations, chromiumPath, cspViolations, launchBrowser, screenshots } from '../support/browser.js';
 import type { Browser, BrowserContext, Page } from '../support/browser.js';
 import { startSmtpServer } from '../support/smtp.js';
+import { freePort } from '../support/ports.js';
 import type { TestSmtpServer } from '../support/smtp.js';
 
 /**
@@ -29,15 +30,6 @@ interface Rig {
   app: Server;
   appUrl: string;
   base: string;
-}
-
-/** A free port on loopback, so the public URL can name it before the server starts. */
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as AddressInfo;
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 async function startRig(dialect: DialectName): Promise<Rig> {

@@ -124,7 +124,9 @@ describe.each(DIALECTS)('no public oracle on %s', (dialect: DialectName) => {
     });
   });
 
-  it('answers a wrong password for a bcrypt account, an Argon2id account and an unknown account after the same time', async () => {
+  // Timing on a 2-core machine running other suites at once is noisy: a failed run measures again (at most
+  // twice) instead of the bounds being widened.
+  it('answers a wrong password for a bcrypt account, an Argon2id account and an unknown account after the same time', { retry: 2 }, async () => {
     const server = await startTestServer(dialect);
     try {
       const argon = [newAccount(), newAccount(), newAccount()];

@@ -134,6 +134,7 @@ describe.each(DIALECTS)('GET /auth/revocations on %s', (dialect: DialectName) =>
       user_agent: null,
       ip: null,
       client_id: null,
+      offline: 0,
     }));
     for (let i = 0; i < rows.length; i += 500)
       await server.signet.services.db.kysely

@@ -60,7 +60,7 @@ describe.each(DIALECTS)('interoperability with widely used clients on %s', (dial
     const discovery = await oauth.discoveryRequest(issuerUrl, { algorithm: 'oidc', [oauth.allowInsecureRequests]: true });
     const as = await oauth.processDiscoveryResponse(issuerUrl, discovery);
     expect(as.token_endpoint).toBe(`${issuer}/auth/token`);
-    expect(as.grant_types_supported).toEqual(['password', 'refresh_token']);
+    expect(as.grant_types_supported).toEqual(['authorization_code', 'refresh_token', 'password']);
     expect(as.id_token_signing_alg_values_supported).toEqual(['RS256']);
 
     const client: oauth.Client = { client_id: 'first-party-app' };

@@ -120,7 +120,7 @@ export const refreshRoute = route({
       throw new SignetError(body === undefined ? 'invalid_json' : 'invalid_refresh_token', body === undefined ? { message: 'The request body is empty' } : {});
     }
     // A token that came from a cookie goes back into cookies, never into a body scripts can read.
-    return respondWithSession(c, await c.var.services.sessions.refresh(token, c.var.client), 200, fromCookie || wantsCookies(c));
+    return respondWithSession(c, await c.var.services.sessions.refresh(token), 200, fromCookie || wantsCookies(c));
   },
 });
 

@@ -4,7 +4,7 @@ import { parseRevocationCursor } from '../../core/sessions.js';
 import type { Metrics } from '../../metrics.js';
 import { json } from '../context.js';
 import { route } from '../route.js';
-import { Discovery, Jwks, RevocationList, Status } from '../schemas.js';
+import { Jwks, RevocationList, Status } from '../schemas.js';
 
 export const jwksRoute = route({
   method: 'GET',
@@ -22,35 +22,6 @@ export const jwksRoute = route({
       'content-type': 'application/jwk-set+json',
       'cache-control': `public, max-age=${maxAge}`,
     });
-  },
-});
-
-export const discoveryRoute = route({
-  method: 'GET',
-  path: '/.well-known/openid-configuration',
-  tag: 'Discovery',
-  summary: 'Authorization server metadata (RFC 8414 / OpenID Connect Discovery fields that apply)',
-  auth: 'none',
-  success: { status: 200, description: 'Metadata document', schema: Discovery },
-  handle: (c) => {
-    const { config, keyring } = c.var.services;
-    const base = config.publicUrl;
-    return json(
-      {
-        issuer: base,
-        jwks_uri: `${base}/.well-known/jwks.json`,
-        token_endpoint: `${base}/auth/token`,
-        grant_types_supported: ['password', 'refresh_token'],
-        // No authorization endpoint: Signet issues tokens only at the token endpoint.
-        response_types_supported: [],
-        subject_types_supported: ['public'],
-        id_token_signing_alg_values_supported: [keyring.algorithm],
-        token_endpoint_auth_methods_supported: ['none'],
-        claims_supported: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'client_id', 'email', 'email_verified'],
-      },
-      200,
-      { 'cache-control': 'public, max-age=300' },
-    );
   },
 });
 

@@ -13,6 +13,7 @@ import { html, trusted } from './html.js';
 import type { Html } from './html.js';
 import type { PageKit } from './layout.js';
 import { alert, field, firstError, formFields, notice, page, pageKit, seeOther } from './layout.js';
+import { appsSection } from '../oidc/apps.js';
 
 type Assets = { css: Asset; js: Asset };
 
@@ -23,6 +24,7 @@ const NOTICES = {
   'session-ended': 'sessionEnded',
   'others-ended': 'othersEnded',
   '2fa-disabled': 'twoFactorDisabled',
+  'app-removed': 'appRemoved',
 } as const;
 
 type Section = 'profile' | 'password' | 'twoFactor' | 'sessions';
@@ -230,7 +232,9 @@ async function accountPage(c: AppContext, kit: PageKit, minPasswordLength: numbe
   const { t } = kit;
   const { auth, services } = c.var;
   const user = auth.user;
-  const sessions = await services.sessions.list(user.id);
+  // Client grants are listed with their app below, not as devices.
+  const sessions = (await services.sessions.list(user.id)).filter((s) => s.clientId === null);
+  const apps = await services.oidc.clients.consentsOf(user.id);
   const errors = state.errors ?? {};
   const alerts = state.alerts ?? {};
   // Focus the first field in error, section by section.
@@ -312,7 +316,7 @@ ${sessions.length > 1 ? html`<form method="post" action="${kit.to('account/sessi
     status: state.status,
     wide: true,
     signedIn: true,
-    body: html`${notice(state.notice)}${profile}${password}${twoFactor}${sessionList}`,
+    body: html`${notice(state.notice)}${profile}${password}${twoFactor}${sessionList}${appsSection(kit, apps)}`,
   });
 }
 

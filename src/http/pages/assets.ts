@@ -35,15 +35,16 @@ input{font:inherit;color:var(--fg);background:var(--field);border:1px solid var(
 input[aria-invalid=true]{border-color:var(--error);border-width:2px}
 .field-error{color:var(--error);font-weight:600;margin:0}
 button,.button{font:inherit;font-weight:600;border-radius:.5rem;padding:.65rem 1rem;min-height:2.75rem;cursor:pointer;border:2px solid var(--accent);background:var(--accent);color:var(--on-accent);text-align:center;text-decoration:none;display:inline-block}
-button.secondary{background:transparent;color:var(--fg);border-color:var(--border)}
+button.secondary,.button.secondary{background:transparent;color:var(--fg);border-color:var(--border)}
 button.danger{background:transparent;color:var(--error);border-color:var(--error)}
 .alert{border:2px solid var(--error);border-radius:.5rem;padding:.75rem 1rem;margin:0 0 1rem}
 .notice{border:2px solid var(--ok);border-radius:.5rem;padding:.75rem 1rem;margin:0 0 1rem}
 .links{display:grid;gap:.5rem;margin:1.25rem 0 0}
+.actions{display:flex;gap:.75rem;flex-wrap:wrap}.scopes{margin:0 0 1rem;padding-left:1.25rem}
 .qr{background:#fff;padding:.5rem;border-radius:.5rem;width:min(14rem,100%);margin:0 auto}.qr svg{display:block;width:100%;height:auto}
 code,.secret{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;word-break:break-all}
 .codes{columns:2;list-style:none;padding:0;margin:0 0 1rem;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:1.05rem}
-.sessions{list-style:none;padding:0;margin:0;display:grid;gap:.75rem}.sessions li{border:1px solid var(--border);border-radius:.5rem;padding:.75rem;display:grid;gap:.5rem}
+.sessions{list-style:none;padding:0;margin:0;display:grid;gap:.75rem}.sessions>li{border:1px solid var(--border);border-radius:.5rem;padding:.75rem;display:grid;gap:.5rem}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0 0 1rem}dt{color:var(--muted)}dd{margin:0}
 .tag{font-size:.85rem;font-weight:600;border:1px solid var(--ok);color:var(--ok);border-radius:1rem;padding:0 .5rem;justify-self:start}
 @media (max-width:30rem){.codes{columns:1}dl{grid-template-columns:1fr}}

@@ -41,11 +41,13 @@ export function authPages(prefix: string, assets: Assets, minPasswordLength: num
       success: { status: 200, description: 'HTML' },
       handle: async (c) => {
         const kit = kitOf(c);
-        // Already signed in: straight on.
-        if (await pageSession(c)) return seeOther(kit.returnTo ?? kit.to('account'));
+        // Already signed in: straight on, unless an application asked for a new sign-in (OpenID Connect prompt=login).
+        if (c.req.query('prompt') !== 'login' && (await pageSession(c))) return seeOther(kit.returnTo ?? kit.to('account'));
         const key = c.req.query('notice') as keyof typeof SIGN_IN_NOTICES | undefined;
         const said = key && key in SIGN_IN_NOTICES ? kit.t.notices[SIGN_IN_NOTICES[key]] : undefined;
-        return signInPage(kit, { notice: said, alert: c.req.query('error') === 'mfa-expired' ? kit.t.errors.mfaExpired : undefined });
+        // An application's login_hint fills the field in; it says nothing about whether the account exists.
+        const hint = c.req.query('login_hint')?.slice(0, 254);
+        return signInPage(kit, { identifier: hint, notice: said, alert: c.req.query('error') === 'mfa-expired' ? kit.t.errors.mfaExpired : undefined });
       },
     }),
     route({
@@ -245,7 +247,7 @@ interface SignInState {
 function signInPage(kit: PageKit, state: SignInState): Response {
   const { t, config } = kit;
   const errors = state.errors ?? {};
-  const focus = firstError(errors, ['identifier', 'password']) ?? (state.alert ? 'password' : 'identifier');
+  const focus = firstError(errors, ['identifier', 'password']) ?? (state.alert || state.identifier ? 'password' : 'identifier');
   return page(kit, {
     title: t.titles.signIn,
     status: state.status,

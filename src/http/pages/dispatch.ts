@@ -10,6 +10,7 @@ import type { Route } from '../route.js';
 import type { Asset } from './assets.js';
 import { html } from './html.js';
 import type { PageKit } from './layout.js';
+import { resumedRequest } from '../oidc/paths.js';
 import { formTokenValid, page, pageKit, seeOther } from './layout.js';
 
 type Assets = { css: Asset; js: Asset };
@@ -31,6 +32,7 @@ export function pageHandler(r: Route, assets: Assets) {
         const refused = await readForm(c, r);
         if (refused) return refused(pageKit(c, assets));
       }
+      c.set('formTargets', await resumeTargets(c));
       if (r.limit) {
         const { limits } = c.var.services;
         const decision = await limits.take(r.limit, networkKey(c.var.client.ip));
@@ -62,8 +64,9 @@ async function readForm(c: AppContext, r: Route): Promise<((kit: PageKit) => Res
   // form token still tell another site's post apart.
   const origin = c.req.header('origin');
   const crossSite =
-    (origin !== undefined && origin !== 'null' && origin !== new URL(config.publicUrl).origin) ||
-    c.req.header('sec-fetch-site')?.toLowerCase() === 'cross-site';
+    r.csrf !== 'cross-site' &&
+    ((origin !== undefined && origin !== 'null' && origin !== new URL(config.publicUrl).origin) ||
+      c.req.header('sec-fetch-site')?.toLowerCase() === 'cross-site');
   if (crossSite) return (kit) => page(kit, { title: kit.t.titles.refused, body: html`<p>${kit.t.text.refused}</p>`, status: 403 });
   if (!isFormContentType(c.req.header('content-type') ?? null)) {
     return (kit) => page(kit, { title: kit.t.titles.refused, body: html`<p>${kit.t.text.refused}</p>`, status: 415 });
@@ -89,6 +92,16 @@ async function readForm(c: AppContext, r: Route): Promise<((kit: PageKit) => Res
 }
 
 /**
+ * A page on the way back to a client (its return_to resumes an authorization
+ * request) may lead there: its forms' redirects end at the client's redirect URI.
+ */
+async function resumeTargets(c: AppContext): Promise<string[]> {
+  const requestId = resumedRequest(c.get('form')?.get('return_to') ?? c.req.query('return_to'));
+  const target = requestId === undefined ? undefined : await c.var.services.oidc.authorizer.redirectTarget(requestId);
+  return target === undefined ? [] : [target];
+}
+
+/**
  * The signed-in session of a page: the access cookie, or, once it has expired,
  * the refresh cookie rotated here on the server (so a page open for hours keeps
  * working without script). Undefined when neither works.
@@ -106,7 +119,7 @@ export async function pageSession(c: AppContext): Promise<Authenticated | undefi
   const refresh = readCookie(c, 'refresh');
   if (!refresh) return undefined;
   try {
-    const grant = await sessions.refresh(refresh, c.var.client);
+    const grant = await sessions.refresh(refresh);
     cookieSession(c, grant);
     return await sessions.authenticate(grant.accessToken);
   } catch (error) {

@@ -22,6 +22,8 @@ export interface PageKit {
   /** The validated `return_to` of this request (query or form), if any. */
   returnTo: string | undefined;
   assets: { css: Asset; js: Asset };
+  /** Where this page's forms may lead besides Signet (CSP form-action): an app waiting on this sign-in. */
+  formTargets: readonly string[];
 }
 
 const FORM_COOKIE_TTL = 60 * 60 * 24;
@@ -44,6 +46,7 @@ export function pageKit(c: AppContext, assets: { css: Asset; js: Asset }, form?:
     csrf: auth ? csrfToken(c, auth.session.id) : formToken(c),
     returnTo: safeReturnTo(raw, config),
     assets,
+    formTargets: c.get('formTargets') ?? [],
   };
 }
 
@@ -94,6 +97,8 @@ export interface PageOptions {
   /** Show the signed-in navigation. */
   signedIn?: boolean;
   headers?: Record<string, string>;
+  /** More places this page's forms may lead (CSP form-action sources), e.g. a client's post-logout URI. */
+  formTargets?: readonly string[];
 }
 
 /** A whole page: the shell, the security headers, no caching. */
@@ -127,7 +132,7 @@ ${options.body}
     status: options.status ?? 200,
     headers: {
       'content-type': 'text/html; charset=utf-8',
-      'content-security-policy': pagePolicy(config),
+      'content-security-policy': pagePolicy(config, [...kit.formTargets, ...(options.formTargets ?? [])]),
       'cache-control': 'no-store',
       vary: 'Accept-Language, Cookie',
       ...options.headers,
@@ -138,11 +143,12 @@ ${options.body}
 /**
  * Scripts, styles and images from Signet's own origin only (the logo's origin
  * too); forms may post to Signet and the browser may follow a post's redirect
- * to an app on RETURN_URLS (Chromium applies form-action to that redirect).
+ * to an app on RETURN_URLS, or to the client an authorization request waits
+ * on (Chromium applies form-action to every redirect after a form post).
  */
-export function pagePolicy(config: Pick<SignetConfig, 'brandLogoUrl' | 'returnUrls'>): string {
+export function pagePolicy(config: Pick<SignetConfig, 'brandLogoUrl' | 'returnUrls'>, formTargets: readonly string[] = []): string {
   const images = ["'self'", ...(config.brandLogoUrl ? [new URL(config.brandLogoUrl).origin] : [])];
-  const forms = ["'self'", ...returnOrigins(config.returnUrls)];
+  const forms = [...new Set(["'self'", ...returnOrigins(config.returnUrls), ...formTargets.map(cspSource)])];
   return [
     "default-src 'none'",
     "script-src 'self'",
@@ -152,6 +158,15 @@ export function pagePolicy(config: Pick<SignetConfig, 'brandLogoUrl' | 'returnUr
     "frame-ancestors 'none'",
     "base-uri 'none'",
   ].join('; ');
+}
+
+/**
+ * A URI as a CSP source: its origin, or for a native app's private-use
+ * scheme (com.example.app:/cb) the scheme alone.
+ */
+export function cspSource(uri: string): string {
+  const url = new URL(uri);
+  return url.protocol === 'http:' || url.protocol === 'https:' ? url.origin : url.protocol;
 }
 
 /** 303 See Other: after a form post, the browser GETs the next page. */

@@ -121,6 +121,7 @@ export const en = {
     othersEnded: 'Every other session was signed out.',
     twoFactorDisabled: 'Two-factor authentication is off.',
     signedOut: 'You are signed out.',
+    appRemoved: 'The app no longer has access.',
   },
   errors: {
     summary: 'Please correct the highlighted fields.',
@@ -149,6 +150,35 @@ export const en = {
     qrCode: 'QR code for your authenticator app',
     logo: (app: string) => `${app} logo`,
     errorPrefix: 'Error:',
+  },
+  oidc: {
+    refusedTitle: 'This sign-in request cannot be used',
+    refusedLead:
+      'The application sent a request that cannot be accepted. Go back to it and try again; if this keeps happening, tell its operator what it says here:',
+    consentTitle: (app: string) => `Allow ${app}?`,
+    consentLead: (app: string) => `${app} asks to use your account to:`,
+    scopes: {
+      openid: 'Sign you in with your account',
+      profile: 'See your name and username',
+      email: 'See your email address',
+      offline_access: 'Keep access while you are not using it',
+    },
+    signedInAs: 'Signed in as',
+    notYou: 'Not you?',
+    allow: 'Allow',
+    deny: 'Deny',
+    revokeHint: 'You can take this back at any time on your account page.',
+    logoutTitle: 'Sign out?',
+    logoutLead: (app: string | undefined, site: string) => (app ? `${app} asks to sign you out of ${site}.` : `Sign out of ${site} on this device?`),
+    logoutConfirm: 'Sign out',
+    stay: 'Stay signed in',
+    signedOutTitle: 'You are signed out',
+    signedOutLead: 'You can close this window.',
+    apps: 'Apps with access',
+    appsLead: 'These apps may use your account. Removing one signs you out of it; it has to ask again.',
+    appsNone: 'No app has access to your account.',
+    allowedOn: 'Allowed',
+    remove: 'Remove access',
   },
 };
 

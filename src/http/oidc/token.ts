@@ -1,5 +1,5 @@
 import { SignetError, isSignetError } from '../../errors.js';
-import type { ClientContext } from '../../core/sessions.js';
+import { OAuthError, oauthText } from '../../core/oidc/errors.js';
 import { decodeUtf8, hasBody, isFormContentType, isJsonContentType, readBody } from '../body.js';
 import type { AppContext } from '../context.js';
 import { json } from '../context.js';
@@ -9,40 +9,27 @@ import { route } from '../route.js';
 import { TokenRequest, TokenResponse } from '../schemas.js';
 import { currentPassword } from '../schemas.js';
 
-type OAuthErrorCode = 'invalid_request' | 'invalid_grant' | 'unsupported_grant_type' | 'invalid_client' | 'temporarily_unavailable' | 'server_error';
-
-/** An RFC 6749 §5.2 error: this route's only error shape. */
-class OAuthError extends Error {
-  constructor(
-    readonly error: OAuthErrorCode,
-    readonly description: string,
-    readonly status = 400,
-    readonly retryAfter?: number,
-  ) {
-    super(description);
-  }
-}
-
-const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' };
 
 /**
- * POST /auth/token: the password and refresh_token grants for first-party
- * clients. RFC 9700 §2.4 discourages the password grant; it stays for clients
- * that hold the user's password anyway, shares every sign-in defence (it goes
- * through the same AccountService.verifyLogin) and never issues tokens to a
- * user with two-factor authentication.
+ * POST /auth/token. For registered clients, the authorization code grant
+ * (OpenID Connect) and their refresh tokens, each client authenticated the
+ * one way it was registered for (RFC 6749 §2.3). For first-party clients, the
+ * password and refresh_token grants: RFC 9700 §2.4 discourages the password
+ * grant; it stays for clients that hold the user's password anyway, shares
+ * every sign-in defence (it goes through the same AccountService.verifyLogin)
+ * and never issues tokens to a user with two-factor authentication.
  */
 export const tokenRoute = route({
   method: 'POST',
   path: '/auth/token',
   tag: 'OAuth 2.0',
-  summary: 'OAuth 2.0 token endpoint (RFC 6749): password and refresh_token grants',
+  summary: 'OAuth 2.0 token endpoint (RFC 6749): authorization_code, refresh_token and password grants',
   auth: 'none',
   body: TokenRequest,
   bodyMode: 'custom',
   bodyContentTypes: ['application/x-www-form-urlencoded', 'application/json'],
-  success: { status: 200, description: 'Tokens issued (RFC 6749 §5.1)', schema: TokenResponse },
+  success: { status: 200, description: 'Tokens issued (RFC 6749 §5.1; with an ID token for the authorization code grant)', schema: TokenResponse },
   handle: async (c) => {
     try {
       return await grant(c);
@@ -50,6 +37,7 @@ export const tokenRoute = route({
       const error = thrown instanceof OAuthError ? thrown : toOAuthError(thrown, c);
       const headers: Record<string, string> = { ...NO_STORE };
       if (error.retryAfter !== undefined) headers['retry-after'] = String(error.retryAfter);
+      // RFC 6749 §5.2: a failed client authentication is answered with the Basic challenge.
       if (error.error === 'invalid_client') headers['www-authenticate'] = 'Basic realm="signet"';
       return json({ error: error.error, error_description: oauthText(error.description) }, error.status, headers);
     }
@@ -58,29 +46,42 @@ export const tokenRoute = route({
 
 async function grant(c: AppContext): Promise<Response> {
   const params = await readParams(c);
-  // Signet has no confidential clients: an attempt to authenticate one cannot succeed (RFC 6749 §5.2).
-  if (c.req.header('authorization') !== undefined || params.has('client_secret')) {
-    throw new OAuthError('invalid_client', 'client authentication is not supported; public clients send client_id only', 401);
-  }
-  const clientId = optional(params, 'client_id');
-  if (clientId !== undefined && !CLIENT_ID.test(clientId)) throw new OAuthError('invalid_request', 'client_id is malformed');
-  const context: ClientContext = { ...c.var.client, clientId };
   const grantType = required(params, 'grant_type');
-  const { accounts, sessions } = c.var.services;
+  const { accounts, sessions, oidc } = c.var.services;
+  const basic = basicCredentials(c.req.header('authorization'));
+  const bodySecret = optional(params, 'client_secret');
+  const client = await oidc.clients.authenticate(
+    { basic, bodyId: optional(params, 'client_id'), bodySecret },
+    // Before clients were registered, client_id was a free label: on the first-party grants an
+    // unregistered one still means Signet's own client (tokens then say client_id "signet").
+    { unregisteredIsFirstParty: grantType !== 'authorization_code' && basic === undefined && bodySecret === undefined },
+  );
 
+  if (grantType === 'authorization_code') {
+    if (!client) throw new OAuthError('invalid_request', 'client_id is required');
+    const tokens = await oidc.grants.exchangeCode(
+      client,
+      { code: required(params, 'code'), redirectUri: optional(params, 'redirect_uri'), codeVerifier: optional(params, 'code_verifier') },
+      c.var.client,
+    );
+    return json(tokens, 200, NO_STORE);
+  }
   let issued;
   if (grantType === 'password') {
+    const binding = oidc.grants.assertPasswordGrant(client);
     const identifier = required(params, 'username').trim();
     const parsed = currentPassword.safeParse(required(params, 'password'));
     if (!parsed.success) throw new OAuthError('invalid_request', 'password is malformed');
     const login = identifier.includes('@') ? { email: identifier, password: parsed.data } : { username: identifier, password: parsed.data };
-    const { user } = await accounts.verifyLogin(login, context);
+    const { user } = await accounts.verifyLogin(login, c.var.client);
     // RFC 9700 §2.4: the password grant never bypasses a second factor.
     if (user.mfaEnabled) throw new OAuthError('invalid_grant', 'two-factor authentication required');
-    issued = await sessions.start(user, context);
+    issued = await sessions.start(user, c.var.client, { client: binding });
   } else if (grantType === 'refresh_token') {
     await limitClient(c, 'refresh.ip');
-    issued = await sessions.refresh(required(params, 'refresh_token'), context);
+    const refreshToken = required(params, 'refresh_token');
+    if (client) return json(await oidc.grants.refresh(client, refreshToken, optional(params, 'scope')), 200, NO_STORE);
+    issued = await sessions.refresh(refreshToken);
   } else {
     throw new OAuthError('unsupported_grant_type', `grant_type ${grantType.slice(0, 40)} is not supported`);
   }
@@ -90,9 +91,30 @@ async function grant(c: AppContext): Promise<Response> {
     expires_in: issued.expiresIn,
     refresh_token: issued.refreshToken,
   };
-  // RFC 6749 §5.1: scope is required in the answer when it differs from the request; Signet grants none.
+  // RFC 6749 §5.1: scope is required in the answer when it differs from the request; first-party sessions hold none.
   if (params.has('scope')) body.scope = '';
   return json(body, 200, NO_STORE);
+}
+
+/**
+ * `Authorization: Basic` (RFC 6749 §2.3.1): base64 of the form-encoded id, a
+ * colon, the form-encoded secret. Another scheme, or anything malformed,
+ * fails client authentication.
+ */
+function basicCredentials(header: string | undefined): { id: string; secret: string } | undefined {
+  if (header === undefined) return undefined;
+  const match = /^basic\s+([A-Za-z0-9+/]+={0,2})\s*$/i.exec(header.trim());
+  const decoded = match ? Buffer.from(match[1], 'base64').toString('utf8') : '';
+  const colon = decoded.indexOf(':');
+  if (colon <= 0) throw new OAuthError('invalid_client', 'client authentication failed');
+  const formDecode = (text: string) => {
+    try {
+      return decodeURIComponent(text.replace(/\+/g, ' '));
+    } catch {
+      throw new OAuthError('invalid_client', 'client authentication failed');
+    }
+  };
+  return { id: formDecode(decoded.slice(0, colon)), secret: formDecode(decoded.slice(colon + 1)) };
 }
 
 async function readParams(c: AppContext): Promise<URLSearchParams> {
@@ -156,13 +178,4 @@ function toOAuthError(thrown: unknown, c: AppContext): OAuthError {
   }
   // Transport-level refusals keep their status (413, 415, 429) with error=invalid_request.
   return new OAuthError('invalid_request', error.message, error.status, error.retryAfter);
-}
-
-/**
- * RFC 6749 §5.2: error_description holds only %x20-21 / %x23-5B / %x5D-7E (no
- * quote, no backslash, nothing outside printable ASCII); strict clients refuse
- * anything else. Whatever a message echoes is cut down to that set here.
- */
-export function oauthText(text: string): string {
-  return text.replace(/[^\x20-\x21\x23-\x5b\x5d-\x7e]/g, '');
 }
