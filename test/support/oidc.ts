@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { decodeJwt } from 'jose';
@@ -80,4 +81,41 @@ export async function backchannelReceiver(
 
 function mainOf(page: string): string {
   return (/<main[^>]*>([\s\S]*?)<\/main>/.exec(page)?.[1] ?? page).replace(/\s+/g, ' ').slice(0, 500);
+}
+
+/** A PKCE pair (RFC 7636, S256) and the authorization URL for it. */
+export function codeRequest(issuer: string, clientId: string, redirectUri: string, scope = 'openid'): { url: string; verifier: string } {
+  const verifier = randomBytes(32).toString('base64url');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const query = new URLSearchParams({
+    client_id: clientId,
+    redirect_uri: redirectUri,
+    response_type: 'code',
+    scope,
+    code_challenge: challenge,
+    code_challenge_method: 'S256',
+  });
+  return { url: `${issuer}/oauth2/authorize?${query.toString()}`, verifier };
+}
+
+/** Redeems a code for a public client at the token endpoint; the parsed answer and its status. */
+export async function redeemCode(
+  issuer: string,
+  clientId: string,
+  redirectUri: string,
+  location: URL,
+  verifier: string,
+): Promise<{ status: number; body: any }> {
+  const reply = await fetch(`${issuer}/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({
+      grant_type: 'authorization_code',
+      code: location.searchParams.get('code') ?? '',
+      redirect_uri: redirectUri,
+      client_id: clientId,
+      code_verifier: verifier,
+    }),
+  });
+  return { status: reply.status, body: await reply.json() };
 }
