@@ -103,7 +103,7 @@ describe.each(DIALECTS)('OpenID Connect clients on %s', (dialect) => {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: body.refresh_token, client_id: 'paused' }),
-    })) as Response;
+    }));
     expect(refresh.status).toBe(401);
     expect((await server.call('GET', '/auth/revocations')).body.sessions).toContain(decodeJwt(body.access_token).sid);
     await clients().setDisabled('paused', false);
