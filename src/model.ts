@@ -38,4 +38,38 @@ export interface Session {
   ip: string | null;
   /** The OAuth client the session was started for, if any. */
   clientId: string | null;
+  /**
+   * How the sign-in that started the session was proven (RFC 8176 values: `pwd`,
+   * `otp`, `hwk`, `swk`, `user`, `mfa`); empty for sessions older than this record.
+   */
+  amr: string[];
+}
+
+/** A registered passkey (WebAuthn public-key credential), as the account owner sees it. */
+export interface Passkey {
+  /** The credential ID, base64url. */
+  id: string;
+  userId: string;
+  /** The owner's label, if they gave one. */
+  name: string | null;
+  /** `multiDevice`: backup eligible, may be synced to other devices; `singleDevice`: bound to one authenticator. */
+  deviceType: 'singleDevice' | 'multiDevice';
+  /** Whether the authenticator last said the credential is backed up (synced). */
+  backedUp: boolean;
+  /** Transport hints the browser reported (`internal`, `hybrid`, `usb`, `nfc`, `ble`, …). */
+  transports: string[];
+  /** The authenticator model's AAGUID (all zeros when the authenticator does not say). */
+  aaguid: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+}
+
+/** A passkey with what only core's verification reads. */
+export interface PasskeyRecord extends Passkey {
+  /** COSE public key, base64url. */
+  publicKey: string;
+  /** The signature counter last seen. */
+  counter: number;
+  /** Whether the account's address was verified when the passkey was registered. */
+  emailProven: boolean;
 }

@@ -19,6 +19,7 @@ import type { RefreshTokenRow } from '../store/schema.js';
 import type { AccessTokenClaims } from '../verify/jwt.js';
 import type { Clock } from './clock.js';
 import { open, randomToken, seal, sha256, uuidv7 } from './crypto.js';
+import type { AuthMethod } from './amr.js';
 import type { TokenService } from './tokens.js';
 import { CLOCK_LEEWAY } from './keys.js';
 
@@ -117,11 +118,13 @@ export class SessionService {
   }
 
   /**
-   * Starts a session. With `{ newUser: true }` the user row is inserted in the
-   * same transaction (sign-up), after the tokens are signed, so a failure
-   * anywhere leaves nothing behind.
+   * Starts a session. `amr` says how the sign-in was proven (see core/amr.ts);
+   * it stays with the session, so refreshed access tokens carry it too. With
+   * `{ newUser: true }` the user row is inserted in the same transaction
+   * (sign-up), after the tokens are signed, so a failure anywhere leaves
+   * nothing behind.
    */
-  async start(user: UserRecord, context: ClientContext, options: { newUser?: boolean } = {}): Promise<Grant> {
+  async start(user: UserRecord, context: ClientContext, options: { amr: readonly AuthMethod[]; newUser?: boolean }): Promise<Grant> {
     const now = this.#clock.now();
     const session: Session = {
       id: uuidv7(now),
@@ -134,6 +137,7 @@ export class SessionService {
       userAgent: context.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
       ip: context.ip,
       clientId: context.clientId ?? null,
+      amr: [...options.amr],
     };
     const refreshToken = randomToken();
     const row = this.#refreshRow(session, refreshToken, null, now);
@@ -287,6 +291,7 @@ export class SessionService {
       // The session's client, not whoever presents the refresh token.
       clientId: session.clientId ?? undefined,
       scope: context.scope,
+      amr: session.amr,
     });
     return {
       accessToken,

@@ -4,6 +4,7 @@ import type { SignetConfig } from '../config.js';
 import { SignetError } from '../errors.js';
 import type { AccessTokenClaims, JwtRules } from '../verify/jwt.js';
 import { JwtVerificationError, VerifiedTokenCache, verifyCached } from '../verify/jwt.js';
+import { LONGEST_AMR } from './amr.js';
 import type { Clock } from './clock.js';
 import type { Keyring } from './keys.js';
 import { CLOCK_LEEWAY } from './keys.js';
@@ -15,6 +16,8 @@ export interface TokenSubject {
   emailVerified: boolean;
   clientId?: string | undefined;
   scope?: string | undefined;
+  /** How the session's sign-in was proven (RFC 8176); omitted when unknown (sessions from before it was recorded). */
+  amr?: readonly string[] | undefined;
 }
 
 export const DEFAULT_CLIENT_ID = 'signet';
@@ -66,6 +69,8 @@ export class TokenService {
       email_verified: subject.emailVerified,
     };
     if (subject.scope) claims.scope = subject.scope;
+    // RFC 9068 §2.2.1 lists amr among the claims an access token may carry: resource servers can ask for a second factor.
+    if (subject.amr && subject.amr.length > 0) claims.amr = [...subject.amr];
     return new SignJWT(claims)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(this.#config.publicUrl)
@@ -88,6 +93,7 @@ export class TokenService {
       email: `${'a'.repeat(64)}@${'b'.repeat(185)}.test`,
       emailVerified: false,
       clientId: 'c'.repeat(128),
+      amr: LONGEST_AMR,
     });
     return token.length;
   }

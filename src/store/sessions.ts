@@ -19,6 +19,7 @@ export function toSession(row: SessionRow): Session {
     userAgent: row.user_agent,
     ip: row.ip,
     clientId: row.client_id,
+    amr: row.amr ? row.amr.split(' ') : [],
   };
 }
 
@@ -34,6 +35,7 @@ function toSessionRow(session: Session): SessionRow {
     user_agent: session.userAgent,
     ip: session.ip,
     client_id: session.clientId,
+    amr: session.amr.length > 0 ? session.amr.join(' ') : null,
   };
 }
 
@@ -72,6 +74,7 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
       's.user_agent as s_user_agent',
       's.ip as s_ip',
       's.client_id as s_client_id',
+      's.amr as s_amr',
     ])
     .selectAll('u')
     .where('s.id', '=', sessionId)
@@ -82,7 +85,7 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
     .where('u.disabled_at', 'is', null)
     .executeTakeFirst();
   if (!row) return undefined;
-  const { s_id, s_created_at, s_last_used_at, s_expires_at, s_user_agent, s_ip, s_client_id, ...user } = row;
+  const { s_id, s_created_at, s_last_used_at, s_expires_at, s_user_agent, s_ip, s_client_id, s_amr, ...user } = row;
   return {
     user: toUser(user),
     session: toSession({
@@ -96,6 +99,7 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
       user_agent: s_user_agent,
       ip: s_ip,
       client_id: s_client_id,
+      amr: s_amr,
     }),
   };
 }

@@ -46,7 +46,7 @@ export const discoveryRoute = route({
         subject_types_supported: ['public'],
         id_token_signing_alg_values_supported: [keyring.algorithm],
         token_endpoint_auth_methods_supported: ['none'],
-        claims_supported: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'client_id', 'email', 'email_verified'],
+        claims_supported: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'client_id', 'email', 'email_verified', 'amr'],
       },
       200,
       { 'cache-control': 'public, max-age=300' },

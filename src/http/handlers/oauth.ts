@@ -1,4 +1,5 @@
 import { SignetError, isSignetError } from '../../errors.js';
+import { PASSWORD_AMR } from '../../core/amr.js';
 import type { ClientContext } from '../../core/sessions.js';
 import { decodeUtf8, hasBody, isFormContentType, isJsonContentType, readBody } from '../body.js';
 import type { AppContext } from '../context.js';
@@ -74,10 +75,10 @@ async function grant(c: AppContext): Promise<Response> {
     const parsed = currentPassword.safeParse(required(params, 'password'));
     if (!parsed.success) throw new OAuthError('invalid_request', 'password is malformed');
     const login = identifier.includes('@') ? { email: identifier, password: parsed.data } : { username: identifier, password: parsed.data };
-    const { user } = await accounts.verifyLogin(login, context);
-    // RFC 9700 §2.4: the password grant never bypasses a second factor.
-    if (user.mfaEnabled) throw new OAuthError('invalid_grant', 'two-factor authentication required');
-    issued = await sessions.start(user, context);
+    const { user, secondFactors } = await accounts.verifyLogin(login, context);
+    // RFC 9700 §2.4: the password grant never bypasses a second factor (TOTP or a passkey).
+    if (secondFactors.length > 0) throw new OAuthError('invalid_grant', 'two-factor authentication required');
+    issued = await sessions.start(user, context, { amr: PASSWORD_AMR });
   } else if (grantType === 'refresh_token') {
     await limitClient(c, 'refresh.ip');
     issued = await sessions.refresh(required(params, 'refresh_token'), context);
