@@ -233,10 +233,15 @@ export class PasskeyService {
     return this.#rp;
   }
 
+  /** Whether the session's sign-in is recent enough to add or remove a passkey without the password. */
+  recentSignIn(session: Pick<Session, 'createdAt'>): boolean {
+    return this.#clock.now() - session.createdAt.getTime() < RECENT_SIGN_IN_MS;
+  }
+
   async #assertRecent(signedIn: SignedIn, password: string | undefined, context: Pick<ClientContext, 'ip'>): Promise<void> {
     const { user, session } = signedIn;
     if (password === undefined) {
-      if (this.#clock.now() - session.createdAt.getTime() < RECENT_SIGN_IN_MS) return;
+      if (this.recentSignIn(session)) return;
       throw new SignetError('reauthentication_required');
     }
     const ok = await this.#guard.reauthenticate(user.id, context.ip, async () => {
