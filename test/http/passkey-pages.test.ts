@@ -1,3 +1,4 @@
+import { Script } from 'node:vm';
 import { decodeJwt } from 'jose';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIALECTS, newAccount, startTestServer } from '../helpers.js';
@@ -67,6 +68,8 @@ describe.each(DIALECTS)('passkeys on the hosted pages over HTTP on %s', (dialect
       expect(asset.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
       const body = await asset.text();
       expect(body).not.toContain('sourceMappingURL');
+      // Classic scripts, not modules: they must parse as such (no import or export).
+      expect(() => new Script(body), src).not.toThrow();
       if (src.startsWith('/assets/webauthn.js')) expect(body).toContain('SimpleWebAuthnBrowser');
     }
     expect(page.text).not.toMatch(/<script(?![^>]*\ssrc=)/i);
