@@ -311,11 +311,17 @@ describe.each(DIALECTS)('passkeys over the JSON API on %s', (dialect: DialectNam
         response: { clientDataJSON: 'AAAA', authenticatorData: 'AAAA', signature: 'AAAA', userHandle: 'AAAA' },
       };
       expectError(await signInWith(garbage), 400, 'challenge_expired');
+      // A registered passkey's assertion with unreadable authenticator data and signature: refused, not a crash.
+      const account = await signUp();
       const soft = authenticator();
-      soft.register({ challenge: 'x'.repeat(43), user: { id: 'AAAA' } });
-      const real = soft.authenticate(options, soft.only);
+      const id = await register(account, soft);
+      const real = soft.authenticate(options, id);
       const broken = { ...real, response: { ...real.response, authenticatorData: 'AAAA', signature: 'AA' } };
-      expectError(await signInWith(broken), 401, 'unknown_passkey');
+      expectError(await signInWith(broken), 401, 'invalid_passkey');
+      const options2 = await signInOptions();
+      const badSignature = soft.authenticate(options2, id);
+      badSignature.response.signature = Buffer.from('not a signature').toString('base64url');
+      expectError(await signInWith(badSignature), 401, 'invalid_passkey');
       expectError(await server.call('PATCH', '/auth/passkeys/%20', { token: (await signUp()).token, body: { name: 'x' } }), 404, 'passkey_not_found');
     });
 

@@ -297,7 +297,8 @@ ${formFields(kit)}
 ${field({ name: 'password', label: t.fields.password, type: 'password', autocomplete: 'current-password', error: at('twoFactor', 'password'), required: true, maxlength: PASSWORD_MAX_LENGTH, autofocus: focus === 'password' }, t)}
 <button type="submit" class="${danger ? 'danger' : ''}">${button}</button>
 </form>`;
-  const passkeyList = kit.assets.passkeys ? await services.passkeys.list(user.id) : [];
+  // Listed even where the pages offer no passkeys: the two-factor text must say whether a passkey asks for the second step.
+  const passkeyList = await services.passkeys.list(user.id);
   const twoFactor = html`<section aria-labelledby="mfa-h">
 <h2 id="mfa-h">${t.text.twoFactor}</h2>
 <p>${user.mfaEnabled ? t.text.twoFactorOn : passkeyList.length > 0 ? t.passkeys.twoFactorByPasskey : t.text.twoFactorOff}</p>
