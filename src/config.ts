@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 
@@ -41,6 +42,15 @@ export interface SignetConfig {
   brandColor: string;
   pagesPrefix: string;
   returnUrls: string[];
+  /**
+   * The WebAuthn relying-party ID passkeys are bound to (a host name), or
+   * undefined when passkeys are off: PUBLIC_URL's host is an IP address and
+   * WEBAUTHN_RP_ID is unset (browsers refuse passkeys for IP addresses).
+   */
+  webauthnRpId: string | undefined;
+  /** Exact origins whose pages may run passkey ceremonies; each on the RP ID or a subdomain of it. */
+  webauthnOrigins: string[];
+  webauthnRpName: string;
   redisUrl: string | undefined;
   redisPrefix: string;
   rateLimits: boolean;
@@ -114,6 +124,28 @@ function secret(minBytes: number) {
     return value;
   };
 }
+
+/** A comma-separated list of bare origins (scheme://host[:port]). */
+function origins(value: string, env: string): string[] {
+  return value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((origin) => {
+      let parsed: URL;
+      try {
+        parsed = new URL(origin);
+      } catch {
+        throw new ConfigError(`${env}: "${origin}" is not an origin like https://app.example.com`);
+      }
+      if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') throw new ConfigError(`${env}: "${origin}" must be an http(s) origin`);
+      if (parsed.origin !== origin) throw new ConfigError(`${env}: "${origin}" must be a bare origin (scheme://host[:port]), e.g. ${parsed.origin}`);
+      return origin;
+    });
+}
+
+/** A DNS host name: dot-separated labels of letters, digits and inner hyphens. */
+const HOST_NAME = /^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$/;
 
 const DAY = 24 * 60 * 60;
 
@@ -334,6 +366,37 @@ export const OPTIONS: readonly Option[] = [
         }),
   },
   {
+    env: 'WEBAUTHN_RP_ID',
+    key: 'webauthnRpId',
+    default: () => undefined,
+    description: "Passkeys' relying-party ID, a host name (default: PUBLIC_URL's host; passkeys are off when that is an IP address)",
+    parse: (value: string, env: string) => {
+      const host = value.toLowerCase();
+      if (isIP(host.replace(/^\[|\]$/g, '')) !== 0) {
+        throw new ConfigError(
+          `${env} must be a host name, not an IP address: browsers refuse passkeys for IP addresses (use e.g. localhost or auth.example.com)`,
+        );
+      }
+      if (!HOST_NAME.test(host)) throw new ConfigError(`${env} must be a host name such as example.com (no scheme, port or path), got "${value}"`);
+      return host;
+    },
+  },
+  {
+    env: 'WEBAUTHN_ORIGINS',
+    key: 'webauthnOrigins',
+    default: '',
+    description: "Comma-separated origins where passkeys are used, as the browser sees them (default: PUBLIC_URL's origin)",
+    format: list,
+    parse: (v: string, env: string) => origins(v, env),
+  },
+  {
+    env: 'WEBAUTHN_RP_NAME',
+    key: 'webauthnRpName',
+    default: () => undefined,
+    description: 'Name of the service shown by passkey dialogs (default: APP_NAME)',
+    parse: text,
+  },
+  {
     env: 'REDIS_URL',
     key: 'redisUrl',
     default: () => undefined,
@@ -382,21 +445,7 @@ export const OPTIONS: readonly Option[] = [
     default: '',
     description: 'Comma-separated origins (https://app.example.com) allowed to call the API from browsers, with credentials',
     format: list,
-    parse: (v: string, env: string) =>
-      v
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)
-        .map((origin) => {
-          let parsed: URL;
-          try {
-            parsed = new URL(origin);
-          } catch {
-            throw new ConfigError(`${env}: "${origin}" is not an origin like https://app.example.com`);
-          }
-          if (parsed.origin !== origin) throw new ConfigError(`${env}: "${origin}" must be a bare origin (scheme://host[:port]), e.g. ${parsed.origin}`);
-          return origin;
-        }),
+    parse: (v: string, env: string) => origins(v, env),
   },
   {
     env: 'TLS_CERT',
@@ -512,13 +561,43 @@ function finish(config: SignetConfig): Readonly<SignetConfig> {
   if (config.metricsPort !== undefined && config.metricsPort === config.port && config.port !== 0) {
     throw new ConfigError('METRICS_PORT must differ from PORT: metrics are served on a listener of their own');
   }
+  config = { ...config, ...relyingParty(config) };
   return Object.freeze({
     ...config,
     argon2: Object.freeze({ ...config.argon2 }),
     trustProxy: Object.freeze([...config.trustProxy]) as string[],
     corsOrigins: Object.freeze([...config.corsOrigins]) as string[],
     returnUrls: Object.freeze([...config.returnUrls]) as string[],
+    webauthnOrigins: Object.freeze([...config.webauthnOrigins]) as string[],
   });
+}
+
+/**
+ * Passkeys' relying party (WebAuthn §5.1.2, §13.4.9): the RP ID defaults to
+ * PUBLIC_URL's host and the origins to PUBLIC_URL's origin. A browser only
+ * runs a ceremony for an RP ID that is the page's host or a registrable suffix
+ * of it, and never for an IP address: a default that cannot work turns
+ * passkeys off instead of failing the start, an explicit one that cannot work
+ * is refused here.
+ */
+function relyingParty(config: SignetConfig): Pick<SignetConfig, 'webauthnRpId' | 'webauthnOrigins' | 'webauthnRpName'> {
+  const publicUrl = new URL(config.publicUrl);
+  const publicHost = publicUrl.hostname.replace(/^\[|\]$/g, '');
+  const rpId = config.webauthnRpId ?? (isIP(publicHost) === 0 ? publicHost : undefined);
+  const rpName = config.webauthnRpName ?? config.appName;
+  if (rpId === undefined) {
+    if (config.webauthnOrigins.length > 0) throw new ConfigError(`WEBAUTHN_ORIGINS needs WEBAUTHN_RP_ID: PUBLIC_URL's host ${publicHost} is an IP address`);
+    return { webauthnRpId: undefined, webauthnOrigins: [], webauthnRpName: rpName };
+  }
+  const origins = config.webauthnOrigins.length > 0 ? config.webauthnOrigins : [publicUrl.origin];
+  for (const origin of origins) {
+    const host = new URL(origin).hostname;
+    if (host !== rpId && !host.endsWith(`.${rpId}`)) {
+      const which = config.webauthnOrigins.length > 0 ? 'WEBAUTHN_ORIGINS' : "PUBLIC_URL's origin (the default of WEBAUTHN_ORIGINS)";
+      throw new ConfigError(`${which}: ${origin} is not on the relying-party ID ${rpId}: its host must be ${rpId} or end in .${rpId}`);
+    }
+  }
+  return { webauthnRpId: rpId, webauthnOrigins: origins, webauthnRpName: rpName };
 }
 
 function hostOf(raw: Raw): string {

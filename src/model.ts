@@ -39,6 +39,11 @@ export interface Session {
   /** The OAuth client the session was started for, if any. */
   clientId: string | null;
   /**
+   * How the sign-in that started the session was proven (RFC 8176 values: `pwd`,
+   * `otp`, `hwk`, `swk`, `user`, `mfa`); empty for sessions older than this record.
+   */
+  amr: string[];
+  /**
    * A client's grant (OpenID Connect) is a session of its own under the browser
    * session it was authorized in: ending that one ends it, unless `offline`.
    */
@@ -51,6 +56,35 @@ export interface Session {
   offline: boolean;
   /** When the user authenticated for it (the browser session's sign-in for a client grant). */
   authTime: Date;
+}
+
+/** A registered passkey (WebAuthn public-key credential), as the account owner sees it. */
+export interface Passkey {
+  /** The credential ID, base64url. */
+  id: string;
+  userId: string;
+  /** The owner's label, if they gave one. */
+  name: string | null;
+  /** `multiDevice`: backup eligible, may be synced to other devices; `singleDevice`: bound to one authenticator. */
+  deviceType: 'singleDevice' | 'multiDevice';
+  /** Whether the authenticator last said the credential is backed up (synced). */
+  backedUp: boolean;
+  /** Transport hints the browser reported (`internal`, `hybrid`, `usb`, `nfc`, `ble`, …). */
+  transports: string[];
+  /** The authenticator model's AAGUID (all zeros when the authenticator does not say). */
+  aaguid: string;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+}
+
+/** A passkey with what only core's verification reads. */
+export interface PasskeyRecord extends Passkey {
+  /** COSE public key, base64url. */
+  publicKey: string;
+  /** The signature counter last seen. */
+  counter: number;
+  /** Whether the account's address was verified when the passkey was registered. */
+  emailProven: boolean;
 }
 
 /** A session that just ended, as told to whoever reacts to it (back-channel logout, caches). */

@@ -19,6 +19,7 @@ import { AuditLog } from './core/audit.js';
 import { DeviceCookies } from './core/devices.js';
 import { AccountLifecycle } from './core/lifecycle.js';
 import { MfaService } from './core/mfa.js';
+import { PasskeyService } from './core/passkeys/service.js';
 import { Sealer, loadAtRestSecret, serverKey } from './core/secrets.js';
 import type { AtRestSecret } from './core/secrets.js';
 import { Retention } from './core/retention.js';
@@ -44,6 +45,7 @@ export interface Services {
   accounts: AccountService;
   lifecycle: AccountLifecycle;
   mfa: MfaService;
+  passkeys: PasskeyService;
   devices: DeviceCookies;
   /** Keys Signet signs its own cookies with (see core/secrets.ts). */
   serverKeys: { csrf: Buffer; device: Buffer };
@@ -168,8 +170,9 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       device: serverKey(atRest.secret, 'device-cookie'),
     };
     const devices = new DeviceCookies({ key: serverKeys.device, clock });
-    const mfa = new MfaService({ db, hasher, limits, guard, sealer, clock, config, onEvent });
-    const accounts = new AccountService({ db, hasher, sessions, lifecycle, guard, devices, mfa, clock, config, onEvent });
+    const passkeys = new PasskeyService({ db, hasher, guard, clock, config, onEvent });
+    const mfa = new MfaService({ db, hasher, limits, guard, sealer, passkeys, clock, config, onEvent });
+    const accounts = new AccountService({ db, hasher, sessions, lifecycle, guard, devices, mfa, passkeys, clock, config, onEvent });
     return {
       config,
       clock,
@@ -183,6 +186,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       accounts,
       lifecycle,
       mfa,
+      passkeys,
       devices,
       serverKeys,
       mailer,

@@ -147,6 +147,8 @@ export class AccountLifecycle {
     this.#onEvent('account.password_reset', { userId: user.id });
     // The reset proved the address; a second factor set up before it was ever proven was not the owner's to set.
     if (reset.mfaRemoved) this.#onEvent('account.mfa_removed', { userId: user.id, reason: 'set_up_before_email_proven' });
+    if (reset.passkeysRemoved > 0)
+      this.#onEvent('account.passkeys_removed', { userId: user.id, count: reset.passkeysRemoved, reason: 'added_before_email_proven' });
     await this.#notifyPasswordChanged(user);
   }
 

@@ -48,6 +48,13 @@ export const LIMIT_RULES = {
    * check, given back when the code is right. Past it, every code is invalid_code.
    */
   'mfa.account': { points: 10, duration: 15 * 60 },
+  /**
+   * Passkey requests per client network: every ceremony's options and its
+   * response (sign-in, second factor, registration; JSON routes and pages
+   * alike). Each options request stores a challenge, so this also bounds
+   * how many one network can leave pending. A sign-in takes two.
+   */
+  'passkey.ip': { points: 120, duration: 60 },
   /** forgot/resend requests per client network: 429 beyond. */
   'mail.ip': { points: 10, duration: 15 * 60 },
   /** mails of one kind to one address: further requests answer 202 and send nothing. */

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import type { AuthenticationResponseJSON, PublicKeyCredentialRequestOptionsJSON } from '@simplewebauthn/server';
 import { Secret, TOTP } from 'otpauth';
 import QRCode from 'qrcode';
 import type { SignetConfig } from '../config.js';
@@ -9,6 +10,7 @@ import {
   claimChallengeAttempt,
   completeChallenge,
   disableTotp,
+  findLiveChallenge,
   enableTotp,
   findTotp,
   insertChallenge,
@@ -24,6 +26,9 @@ import type { ClientContext } from './sessions.js';
 import type { Limits } from './limits.js';
 import type { SignInGuard } from './signin-guard.js';
 import type { PasswordHasher } from './passwords.js';
+import type { AuthMethod } from './amr.js';
+import { PASSWORD_OTP_AMR, passwordPasskeyAmr } from './amr.js';
+import type { PasskeyService } from './passkeys/service.js';
 
 const PERIOD = 30;
 /** Steps accepted either side of now: RFC 6238 §5.2 allows for clock drift. */
@@ -35,6 +40,12 @@ const RECOVERY_CODES = 10;
 const SEAL_PURPOSE = 'signet totp secret v1';
 const MFA_TOKEN = /^[A-Za-z0-9_-]{43}$/;
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+
+/** The second factors a password sign-in may be completed with. */
+export type SecondFactor = 'totp' | 'webauthn';
+
+/** What completes the second step: a TOTP code, a recovery code, or a passkey's assertion. */
+export type MfaProof = { code: string } | { recoveryCode: string } | { webauthn: AuthenticationResponseJSON };
 
 export interface TotpSetup {
   secret: string;
@@ -48,20 +59,24 @@ export interface MfaServiceOptions {
   limits: Limits;
   guard: SignInGuard;
   sealer: Sealer;
+  passkeys: PasskeyService;
   clock: Clock;
   config: Pick<SignetConfig, 'appName'>;
   onEvent: (event: string, fields: Record<string, unknown>) => void;
 }
 
 /**
- * TOTP two-factor authentication (RFC 6238, SHA-1, 6 digits, 30 s). Secrets
- * are sealed at rest (see core/secrets.ts); recovery codes carry 125 bits
+ * Two-factor authentication: the second step of a password sign-in, with TOTP
+ * (RFC 6238, SHA-1, 6 digits, 30 s), a recovery code, or a passkey (see
+ * passkeys/service.ts; a user with a passkey is asked for a second factor even
+ * without TOTP). TOTP secrets are sealed at rest (see core/secrets.ts); recovery codes carry 125 bits
  * each, so a SHA-256 of them is safe to store (ASVS 6.5.2 asks ≥ 112 bits for that).
  *
  * Guessing is capped twice, and both caps are claimed before a code is
  * checked: each mfaToken allows five codes (one conditional update per
  * attempt in the database, so a burst of a hundred codes gets exactly five
  * checked), and each account allows `mfa.account` codes across all its tokens.
+ * A passkey's assertion is claimed and counted the same way.
  */
 export class MfaService {
   readonly #db: Db;
@@ -70,6 +85,7 @@ export class MfaService {
   readonly #limits: Limits;
   readonly #guard: SignInGuard;
   readonly #sealer: Sealer;
+  readonly #passkeys: PasskeyService;
   readonly #config: Pick<SignetConfig, 'appName'>;
   readonly #onEvent: (event: string, fields: Record<string, unknown>) => void;
 
@@ -79,6 +95,7 @@ export class MfaService {
     this.#limits = options.limits;
     this.#guard = options.guard;
     this.#sealer = options.sealer;
+    this.#passkeys = options.passkeys;
     this.#clock = options.clock;
     this.#config = options.config;
     this.#onEvent = options.onEvent;
@@ -142,7 +159,7 @@ export class MfaService {
   }
 
   /** After a correct password: the single-use token that `verify` exchanges for a session. */
-  async challenge(user: User, clientId: string | undefined): Promise<string> {
+  async challenge(user: User): Promise<string> {
     const token = randomToken();
     const now = this.#clock.now();
     await insertChallenge(this.#db, {
@@ -153,44 +170,89 @@ export class MfaService {
       expires_at: now + CHALLENGE_TTL_MS,
       attempts: 0,
       used_at: null,
-      client_id: clientId ?? null,
+      client_id: null,
     });
     return token;
   }
 
+  /** The second factors `user` has: a password sign-in must be completed with one of them (none: one step). */
+  async methods(user: User): Promise<SecondFactor[]> {
+    const methods: SecondFactor[] = user.mfaEnabled ? ['totp'] : [];
+    if (this.#passkeys.enabled && (await this.#passkeys.has(user.id))) methods.push('webauthn');
+    return methods;
+  }
+
   /**
-   * Second step of sign-in. A wrong, replayed or expired code is `invalid_code`;
-   * the mfaToken dies after five codes, at expiry, and once it succeeds.
+   * The live password sign-in an mfaToken stands for, without spending one of
+   * its attempts (the hosted page shows the methods it may use); undefined for
+   * an unknown, used, expired or exhausted token.
    */
-  async verify(mfaToken: string, proof: { code: string } | { recoveryCode: string }): Promise<{ user: UserRecord; clientId: string | undefined }> {
+  async pending(mfaToken: string): Promise<{ user: UserRecord; methods: SecondFactor[]; challengeId: string } | undefined> {
+    const challenge = MFA_TOKEN.test(mfaToken) ? await findLiveChallenge(this.#db, sha256(mfaToken), this.#clock.now(), CHALLENGE_MAX_ATTEMPTS) : undefined;
+    if (!challenge) return undefined;
+    const user = await findUserById(this.#db, challenge.user_id);
+    if (!user || user.disabledAt !== null) return undefined;
+    return { user, methods: await this.methods(user), challengeId: challenge.id };
+  }
+
+  /** Request options for completing the sign-in of `mfaToken` with one of its user's passkeys. */
+  async passkeyOptions(mfaToken: string): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const pending = await this.pending(mfaToken);
+    if (!pending || pending.methods.length === 0) throw new SignetError('invalid_mfa_token');
+    if (!pending.methods.includes('webauthn')) throw new SignetError('passkey_not_found');
+    return this.#passkeys.secondFactorOptions(pending.user.id, pending.challengeId);
+  }
+
+  /**
+   * Second step of sign-in. A wrong, replayed or expired code is `invalid_code`
+   * (a refused passkey `invalid_passkey`, `unknown_passkey` or
+   * `challenge_expired`); the mfaToken dies after five attempts, at expiry,
+   * and once it succeeds. Returns the user and how the sign-in was proven.
+   */
+  async verify(mfaToken: string, proof: MfaProof): Promise<{ user: UserRecord; amr: AuthMethod[] }> {
     const now = this.#clock.now();
     // The attempt is claimed (counted) before anything is checked.
     const challenge = MFA_TOKEN.test(mfaToken) ? await claimChallengeAttempt(this.#db, sha256(mfaToken), now, CHALLENGE_MAX_ATTEMPTS) : undefined;
     if (!challenge) throw new SignetError('invalid_mfa_token');
     const user = await findUserById(this.#db, challenge.user_id);
-    const totp = user && user.mfaEnabled ? await findTotp(this.#db, user.id) : undefined;
-    if (!user || user.disabledAt !== null || !totp || totp.enabled_at === null) throw new SignetError('invalid_mfa_token');
+    const methods = user && user.disabledAt === null ? await this.methods(user) : [];
+    if (!user || methods.length === 0) throw new SignetError('invalid_mfa_token');
 
-    // Past the account's budget no code is even checked: the answer stays invalid_code.
+    // Past the account's budget nothing is even checked: the answer stays a refusal.
     const budget = await this.#limits.take('mfa.account', user.id);
-    let ok: boolean;
-    if (!budget.allowed) {
-      ok = false;
-      this.#onEvent('security.mfa_throttled', { userId: user.id });
-    } else if ('code' in proof) {
-      const step = this.#validStep(user, totp.secret, proof.code);
-      ok = step !== undefined && (await advanceTotpStep(this.#db, user.id, step));
+    if (!budget.allowed) this.#onEvent('security.mfa_throttled', { userId: user.id });
+    let amr: AuthMethod[];
+    if ('webauthn' in proof) {
+      if (!budget.allowed || !methods.includes('webauthn')) {
+        this.#onEvent('auth.mfa_failed', { userId: user.id, method: 'passkey', reason: budget.allowed ? 'no_passkey' : 'throttled' });
+        throw new SignetError('invalid_passkey');
+      }
+      // Refusals are audited (auth.mfa_failed) by the passkey service itself.
+      amr = passwordPasskeyAmr(await this.#passkeys.verifySecondFactor(user.id, challenge.id, proof.webauthn));
     } else {
-      ok = await useRecoveryCode(this.#db, user.id, sha256(normalizeRecovery(proof.recoveryCode)), now);
-      if (ok) this.#onEvent('account.mfa_recovery_code_used', { userId: user.id });
-    }
-    if (!ok) {
-      this.#onEvent('auth.mfa_failed', { userId: user.id });
-      throw new SignetError('invalid_code');
+      if (!(await this.#checkCode(user, budget.allowed && methods.includes('totp'), proof, now))) {
+        this.#onEvent('auth.mfa_failed', { userId: user.id });
+        throw new SignetError('invalid_code');
+      }
+      amr = [...PASSWORD_OTP_AMR];
     }
     await this.#limits.refund('mfa.account', user.id);
     if (!(await completeChallenge(this.#db, challenge.id, now))) throw new SignetError('invalid_mfa_token');
-    return { user, clientId: challenge.client_id ?? undefined };
+    return { user, amr };
+  }
+
+  /** A TOTP or recovery code; false without checking when `allowed` is false (throttled, or no TOTP). */
+  async #checkCode(user: User, allowed: boolean, proof: { code: string } | { recoveryCode: string }, now: number): Promise<boolean> {
+    if (!allowed) return false;
+    const totp = await findTotp(this.#db, user.id);
+    if (!totp || totp.enabled_at === null) return false;
+    if ('code' in proof) {
+      const step = this.#validStep(user, totp.secret, proof.code);
+      return step !== undefined && (await advanceTotpStep(this.#db, user.id, step));
+    }
+    const ok = await useRecoveryCode(this.#db, user.id, sha256(normalizeRecovery(proof.recoveryCode)), now);
+    if (ok) this.#onEvent('account.mfa_recovery_code_used', { userId: user.id });
+    return ok;
   }
 
   async #reauthenticate(user: User, password: string, context: Pick<ClientContext, 'ip'>): Promise<void> {

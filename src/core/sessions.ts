@@ -20,6 +20,7 @@ import type { RefreshTokenRow } from '../store/schema.js';
 import type { AccessTokenClaims } from '../verify/jwt.js';
 import type { Clock } from './clock.js';
 import { open, randomToken, seal, sha256, uuidv7 } from './crypto.js';
+import type { AuthMethod } from './amr.js';
 import type { TokenService } from './tokens.js';
 import { CLOCK_LEEWAY } from './keys.js';
 
@@ -65,6 +66,8 @@ export interface ClientGrantSpec {
   /** Granted offline_access: a refresh token, and the grant outlives the browser session. */
   offline: boolean;
   authTime: Date;
+  /** How the browser session's sign-in was proven: the grant's ID tokens say it. */
+  amr: readonly AuthMethod[];
   /** The grant's absolute end: the browser session's end unless offline. */
   expiresAt: Date;
 }
@@ -146,11 +149,13 @@ export class SessionService {
   }
 
   /**
-   * Starts a session. With `{ newUser: true }` the user row is inserted in the
-   * same transaction (sign-up), after the tokens are signed, so a failure
-   * anywhere leaves nothing behind.
+   * Starts a session. `amr` says how the sign-in was proven (see core/amr.ts);
+   * it stays with the session, so refreshed access tokens carry it too. With
+   * `{ newUser: true }` the user row is inserted in the same transaction
+   * (sign-up), after the tokens are signed, so a failure anywhere leaves
+   * nothing behind.
    */
-  async start(user: UserRecord, context: ClientContext, options: { newUser?: boolean; client?: ClientBinding } = {}): Promise<Grant> {
+  async start(user: UserRecord, context: ClientContext, options: { amr: readonly AuthMethod[]; newUser?: boolean; client?: ClientBinding }): Promise<Grant> {
     const now = this.#clock.now();
     const session: Session = {
       id: uuidv7(now),
@@ -168,6 +173,7 @@ export class SessionService {
       audience: null,
       offline: false,
       authTime: new Date(now),
+      amr: [...options.amr],
     };
     const refreshToken = randomToken();
     const row = this.#refreshRow(session, refreshToken, null, now);
@@ -205,6 +211,7 @@ export class SessionService {
       audience: spec.audience ?? null,
       offline: spec.offline,
       authTime: spec.authTime,
+      amr: [...spec.amr],
     };
     const refreshToken = spec.offline ? randomToken() : undefined;
     const row = refreshToken === undefined ? undefined : this.#refreshRow(session, refreshToken, null, now);
@@ -377,6 +384,7 @@ export class SessionService {
       scope: session.scope ?? undefined,
       audience: session.audience ?? undefined,
       ttl,
+      amr: session.amr,
     });
     return {
       accessToken,

@@ -4,6 +4,7 @@ import type { SignetConfig } from '../config.js';
 import { SignetError } from '../errors.js';
 import type { AccessTokenClaims, JwtRules } from '../verify/jwt.js';
 import { JwtVerificationError, VerifiedTokenCache, verifyCached, verifyJwt } from '../verify/jwt.js';
+import { LONGEST_AMR } from './amr.js';
 import type { Clock } from './clock.js';
 import type { Keyring } from './keys.js';
 import { CLOCK_LEEWAY } from './keys.js';
@@ -19,6 +20,8 @@ export interface TokenSubject {
   audience?: string | undefined;
   /** Seconds the token lives (a client's shorter lifetime); ACCESS_TOKEN_TTL when absent. */
   ttl?: number | undefined;
+  /** How the session's sign-in was proven (RFC 8176); omitted when unknown (sessions from before it was recorded). */
+  amr?: readonly string[] | undefined;
 }
 
 export const DEFAULT_CLIENT_ID = 'signet';
@@ -70,6 +73,8 @@ export class TokenService {
       email_verified: subject.emailVerified,
     };
     if (subject.scope) claims.scope = subject.scope;
+    // RFC 9068 §2.2.1 lists amr among the claims an access token may carry: resource servers can ask for a second factor.
+    if (subject.amr && subject.amr.length > 0) claims.amr = [...subject.amr];
     return new SignJWT(claims)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(this.#config.publicUrl)
@@ -92,6 +97,7 @@ export class TokenService {
       email: `${'a'.repeat(64)}@${'b'.repeat(185)}.test`,
       emailVerified: false,
       clientId: 'c'.repeat(128),
+      amr: LONGEST_AMR,
     });
     return token.length;
   }

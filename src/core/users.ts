@@ -4,7 +4,10 @@ import type { User, UserRecord } from '../model.js';
 import { bcryptCosts, emailKey, findUserByLogin, insertUser, newUser, replacePasswordHash, usernameKey } from '../store/users.js';
 import { BackgroundWork } from './background.js';
 import type { DeviceCookies } from './devices.js';
-import type { MfaService } from './mfa.js';
+import type { MfaProof, MfaService, SecondFactor } from './mfa.js';
+import { PASSWORD_AMR, passkeyAmr } from './amr.js';
+import type { AuthenticationResponseJSON } from '@simplewebauthn/server';
+import type { PasskeyService } from './passkeys/service.js';
 import type { Attempt, SignInGuard } from './signin-guard.js';
 import type { Clock } from './clock.js';
 import { uuidv7 } from './crypto.js';
@@ -51,7 +54,7 @@ export type Login = { email: string; password: string } | { username: string; pa
 
 export type AccountEventSink = (event: string, fields: Record<string, unknown>) => void;
 
-export type SignInResult = { kind: 'session'; grant: Grant; deviceCookie: string } | { kind: 'mfa'; mfaToken: string };
+export type SignInResult = { kind: 'session'; grant: Grant; deviceCookie: string } | { kind: 'mfa'; mfaToken: string; methods: SecondFactor[] };
 
 export interface AccountParts {
   db: Db;
@@ -61,6 +64,7 @@ export interface AccountParts {
   guard: SignInGuard;
   devices: DeviceCookies;
   mfa: MfaService;
+  passkeys: PasskeyService;
   clock: Clock;
   config: Pick<SignetConfig, 'emailVerification'>;
   onEvent: AccountEventSink;
@@ -75,13 +79,14 @@ export class AccountService {
   readonly #guard: SignInGuard;
   readonly #devices: DeviceCookies;
   readonly #mfa: MfaService;
+  readonly #passkeys: PasskeyService;
   readonly #config: Pick<SignetConfig, 'emailVerification'>;
   readonly #clock: Clock;
   readonly #onEvent: AccountEventSink;
   readonly #background: BackgroundWork;
 
   constructor(parts: AccountParts) {
-    const { db, hasher, sessions, lifecycle, guard, devices, mfa, clock, config, onEvent } = parts;
+    const { db, hasher, sessions, lifecycle, guard, devices, mfa, passkeys, clock, config, onEvent } = parts;
     this.#db = db;
     this.#hasher = hasher;
     this.#sessions = sessions;
@@ -89,6 +94,7 @@ export class AccountService {
     this.#guard = guard;
     this.#devices = devices;
     this.#mfa = mfa;
+    this.#passkeys = passkeys;
     this.#config = config;
     this.#clock = clock;
     this.#onEvent = onEvent;
@@ -125,7 +131,7 @@ export class AccountService {
         if (!isSignetError(error, 'email_taken')) throw error;
       });
     } else {
-      grant = await this.#sessions.start(user, context, { newUser: true });
+      grant = await this.#sessions.start(user, context, { amr: PASSWORD_AMR, newUser: true });
     }
     this.#onEvent('user.signed_up', { userId: user.id });
     await this.#lifecycle.sendVerification(user);
@@ -135,22 +141,41 @@ export class AccountService {
   /**
    * Password sign-in. Unknown account, disabled account, wrong password and a
    * throttled account end the same way: one `invalid_credentials`. An account
-   * with two-factor authentication gets a challenge instead of a session.
+   * with a second factor (TOTP, or a passkey) gets a challenge instead of a session.
    */
   async signIn(login: Login, context: ClientContext): Promise<SignInResult> {
-    const { user } = await this.verifyLogin(login, context);
-    if (user.mfaEnabled) {
-      this.#onEvent('auth.mfa_challenged', { userId: user.id });
-      return { kind: 'mfa', mfaToken: await this.#mfa.challenge(user, undefined) };
+    const { user, secondFactors } = await this.verifyLogin(login, context);
+    if (secondFactors.length > 0) {
+      this.#onEvent('auth.mfa_challenged', { userId: user.id, methods: secondFactors });
+      return { kind: 'mfa', mfaToken: await this.#mfa.challenge(user), methods: secondFactors };
     }
-    return { kind: 'session', grant: await this.#sessions.start(user, context), deviceCookie: this.#devices.issue(user.id) };
+    return { kind: 'session', grant: await this.#sessions.start(user, context, { amr: PASSWORD_AMR }), deviceCookie: this.#devices.issue(user.id) };
   }
 
-  /** Second step of an MFA sign-in. */
-  async completeMfa(mfaToken: string, proof: { code: string } | { recoveryCode: string }, context: ClientContext): Promise<SignInResult> {
-    const { user } = await this.#mfa.verify(mfaToken, proof);
-    this.#onEvent('auth.signin_succeeded', { userId: user.id, mfa: true });
-    return { kind: 'session', grant: await this.#sessions.start(user, context), deviceCookie: this.#devices.issue(user.id) };
+  /** Second step of a sign-in: a TOTP code, a recovery code or a passkey. */
+  async completeMfa(mfaToken: string, proof: MfaProof, context: ClientContext): Promise<SignInResult> {
+    const { user, amr } = await this.#mfa.verify(mfaToken, proof);
+    this.#onEvent('auth.signin_succeeded', {
+      userId: user.id,
+      mfa: true,
+      method: 'webauthn' in proof ? 'passkey' : 'code' in proof ? 'totp' : 'recovery_code',
+    });
+    return { kind: 'session', grant: await this.#sessions.start(user, context, { amr }), deviceCookie: this.#devices.issue(user.id) };
+  }
+
+  /**
+   * Sign-in with a passkey alone (a discoverable credential, with user
+   * verification): it proves two factors, and asks for no other. The email
+   * rule applies as to a password sign-in.
+   */
+  async signInWithPasskey(response: AuthenticationResponseJSON, context: ClientContext): Promise<SignInResult> {
+    const { user, passkey } = await this.#passkeys.authenticate(response);
+    if (this.#config.emailVerification === 'required' && !user.emailVerified) {
+      this.#onEvent('auth.signin_unverified', { userId: user.id });
+      throw new SignetError('email_not_verified');
+    }
+    this.#onEvent('auth.signin_succeeded', { userId: user.id, method: 'passkey', passkeyId: passkey.id });
+    return { kind: 'session', grant: await this.#sessions.start(user, context, { amr: passkeyAmr(passkey) }), deviceCookie: this.#devices.issue(user.id) };
   }
 
   /**
@@ -160,7 +185,7 @@ export class AccountService {
    * throttled account) is answered after the same time: no sooner than the
    * slowest kind of stored hash takes to verify.
    */
-  async verifyLogin(login: Login, context: ClientContext): Promise<{ user: UserRecord }> {
+  async verifyLogin(login: Login, context: ClientContext): Promise<{ user: UserRecord; secondFactors: SecondFactor[] }> {
     const started = performance.now();
     try {
       return await this.#checkLogin(login, context);
@@ -170,7 +195,7 @@ export class AccountService {
     }
   }
 
-  async #checkLogin(login: Login, context: ClientContext): Promise<{ user: UserRecord }> {
+  async #checkLogin(login: Login, context: ClientContext): Promise<{ user: UserRecord; secondFactors: SecondFactor[] }> {
     const identifier = 'email' in login ? { email: login.email } : { username: login.username };
     const user = await findUserByLogin(this.#db, identifier);
     const attempt: Attempt = {
@@ -200,8 +225,9 @@ export class AccountService {
       this.#onEvent('auth.signin_unverified', { userId: user.id });
       throw new SignetError('email_not_verified');
     }
-    if (!user.mfaEnabled) this.#onEvent('auth.signin_succeeded', { userId: user.id, knownDevice: attempt.device !== undefined });
-    return { user };
+    const secondFactors = await this.#mfa.methods(user);
+    if (secondFactors.length === 0) this.#onEvent('auth.signin_succeeded', { userId: user.id, knownDevice: attempt.device !== undefined });
+    return { user, secondFactors };
   }
 
   /** The same work as checking a real account's password, for an identifier that names none. */

@@ -9,6 +9,16 @@ import { errorResponse, toSignetError } from './errors.js';
 import { endSessionRoute, listSessionsRoute, meRoute } from './handlers/account.js';
 import { mfaVerifyRoute, refreshRoute, signInRoute, signOutAllRoute, signOutRoute, signUpRoute } from './handlers/auth.js';
 import { totpDisableRoute, totpEnableRoute, totpSetupRoute } from './handlers/mfa.js';
+import {
+  listPasskeysRoute,
+  mfaPasskeyOptionsRoute,
+  passkeyRegisterOptionsRoute,
+  passkeyRegisterRoute,
+  passkeySignInOptionsRoute,
+  passkeySignInRoute,
+  removePasskeyRoute,
+  renamePasskeyRoute,
+} from './handlers/passkeys.js';
 import { assertCsrf, assertSameSite, allowedOrigin, readCookie, wantsCookies } from './cookies.js';
 import { cors } from 'hono/cors';
 import { healthRoute, jwksRoute, metricsRoute, readyRoute, revocationsRoute } from './handlers/meta.js';
@@ -46,7 +56,10 @@ export function routeTable(services: Services, assets: PageAssets = pageAssets(s
     ...oidcRoutes(services.config, assets),
     signUpRoute(services.config.passwordMinLength),
     signInRoute,
+    passkeySignInOptionsRoute,
+    passkeySignInRoute,
     mfaVerifyRoute,
+    mfaPasskeyOptionsRoute,
     refreshRoute,
     tokenRoute,
     signOutRoute,
@@ -61,6 +74,11 @@ export function routeTable(services: Services, assets: PageAssets = pageAssets(s
     totpSetupRoute,
     totpEnableRoute,
     totpDisableRoute,
+    passkeyRegisterOptionsRoute,
+    passkeyRegisterRoute,
+    listPasskeysRoute,
+    renamePasskeyRoute,
+    removePasskeyRoute,
     listSessionsRoute,
     endSessionRoute,
     auditRoute(services.audit),

@@ -191,14 +191,90 @@ const totpCode = string()
   .regex(/^\d{6}$/, 'must be six digits')
   .meta({ example: '492039' });
 
+// ---- passkeys (WebAuthn; the JSON forms of W3C WebAuthn Level 3 §5.1) ----
+
+const base64url = (max: number) =>
+  string()
+    .max(max, `must be at most ${max} characters`)
+    .regex(/^[A-Za-z0-9_-]*$/, 'must be base64url');
+// A credential ID is at most 1023 bytes (WebAuthn §5.8.3): 1364 characters of base64url.
+const credentialId = base64url(1364).min(1, 'is required');
+
+export const authenticationResponse = z
+  .object({
+    id: credentialId,
+    rawId: credentialId,
+    type: z.literal('public-key', { error: 'must be "public-key"' }),
+    response: z.object({
+      clientDataJSON: base64url(4096),
+      authenticatorData: base64url(4096),
+      signature: base64url(2048),
+      userHandle: base64url(128)
+        .nullable()
+        .optional()
+        .transform((v) => v ?? undefined),
+    }),
+    clientExtensionResults: z.record(z.string(), z.unknown()).default({}),
+  })
+  .meta({ id: 'AuthenticationResponse', description: 'What `navigator.credentials.get()` returned, as `PublicKeyCredential.toJSON()` gives it' });
+
+export const registrationResponse = z
+  .object({
+    id: credentialId,
+    rawId: credentialId,
+    type: z.literal('public-key', { error: 'must be "public-key"' }),
+    response: z.object({
+      clientDataJSON: base64url(4096),
+      attestationObject: base64url(8192),
+      transports: z.array(string().max(32)).max(10).optional(),
+    }),
+    clientExtensionResults: z.record(z.string(), z.unknown()).default({}),
+  })
+  .meta({ id: 'RegistrationResponse', description: 'What `navigator.credentials.create()` returned, as `PublicKeyCredential.toJSON()` gives it' });
+
+export const passkeyName = string().trim().refine(noControl, NO_CONTROL).max(64, 'must be at most 64 characters').meta({ example: 'Laptop' });
+
+export const passkeyRegisterOptionsBody = z.object({
+  password: currentPassword.optional().meta({ description: 'Needed when the session started more than 10 minutes ago' }),
+});
+export const passkeyRegisterBody = z.object({ response: registrationResponse, name: passkeyName.optional() });
+export const passkeyRenameBody = z.object({ name: passkeyName.nullable() });
+export const passkeySignInBody = z.object({ response: authenticationResponse });
+export const mfaTokenBody = z.object({ mfaToken: string().refine(noControl, NO_CONTROL) });
+
+export const Passkey = z
+  .object({
+    id: z.string().meta({ description: 'The credential ID, base64url' }),
+    name: z.string().nullable(),
+    createdAt: z.string().meta({ format: 'date-time' }),
+    lastUsedAt: z.string().nullable().meta({ format: 'date-time' }),
+    deviceType: z.enum(['singleDevice', 'multiDevice']).meta({ description: '`multiDevice`: may be synced between devices' }),
+    backedUp: z.boolean(),
+    transports: z.array(z.string()),
+  })
+  .meta({ id: 'Passkey' });
+export const PasskeyResponse = z.object({ passkey: Passkey }).meta({ id: 'PasskeyResponse' });
+export const PasskeyList = z.object({ passkeys: z.array(Passkey) }).meta({ id: 'PasskeyList' });
+export const CreationOptions = z.record(z.string(), z.unknown()).meta({
+  id: 'PublicKeyCredentialCreationOptionsJSON',
+  description: 'Give to `navigator.credentials.create()` (`PublicKeyCredential.parseCreationOptionsFromJSON`)',
+});
+export const RequestOptions = z.record(z.string(), z.unknown()).meta({
+  id: 'PublicKeyCredentialRequestOptionsJSON',
+  description: 'Give to `navigator.credentials.get()` (`PublicKeyCredential.parseRequestOptionsFromJSON`)',
+});
+
 export const mfaVerifyBody = z.object({
   mfaToken: string().refine(noControl, NO_CONTROL),
   code: totpCode.optional(),
   recoveryCode: string().refine(noControl, NO_CONTROL).max(64, 'must be at most 64 characters').optional(),
+  webauthn: authenticationResponse.optional(),
 });
 export const passwordOnlyBody = z.object({ password: currentPassword });
 export const mfaEnableBody = z.object({ code: totpCode });
 
-export const MfaChallenge = z.object({ mfaRequired: z.literal(true), mfaToken: z.string(), methods: z.array(z.literal('totp')) }).meta({ id: 'MfaChallenge' });
+export const MfaChallenge = z
+  .object({ mfaRequired: z.literal(true), mfaToken: z.string(), methods: z.array(z.enum(['totp', 'webauthn'])) })
+  .meta({ id: 'MfaChallenge' });
 export const TotpSetup = z.object({ secret: z.string(), otpauthUri: z.string(), qrSvg: z.string() }).meta({ id: 'TotpSetup' });
 export const RecoveryCodes = z.object({ recoveryCodes: z.array(z.string()).length(10) }).meta({ id: 'RecoveryCodes' });

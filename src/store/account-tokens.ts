@@ -45,7 +45,7 @@ export async function resetPasswordWithToken(
   token: AccountTokenRow,
   passwordHash: string,
   now: number,
-): Promise<{ mfaRemoved: boolean; ended: EndedSession[] } | undefined> {
+): Promise<{ mfaRemoved: boolean; passkeysRemoved: number; ended: EndedSession[] } | undefined> {
   return db.kysely.transaction().execute(async (trx) => {
     const claimed = await trx.updateTable('account_tokens').set({ used_at: now }).where('id', '=', token.id).where('used_at', 'is', null).executeTakeFirst();
     if (claimed.numUpdatedRows === 0n) return undefined;
@@ -66,7 +66,9 @@ export async function resetPasswordWithToken(
       await trx.updateTable('mfa_challenges').set({ used_at: now }).where('user_id', '=', token.user_id).where('used_at', 'is', null).execute();
       await trx.updateTable('users').set({ mfa_enabled: 0 }).where('id', '=', token.user_id).execute();
     }
-    return { mfaRemoved, ended };
+    // Passkeys follow the same rule as TOTP: one registered before the address was proven was not the owner's to add.
+    const passkeys = await trx.deleteFrom('webauthn_credentials').where('user_id', '=', token.user_id).where('email_proven', '=', 0).executeTakeFirst();
+    return { mfaRemoved, passkeysRemoved: Number(passkeys.numDeletedRows), ended };
   });
 }
 

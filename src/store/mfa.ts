@@ -87,6 +87,18 @@ export async function claimChallengeAttempt(db: Db, tokenHash: string, now: numb
     .executeTakeFirst();
 }
 
+/** A live challenge (unused, unexpired, attempts left), read without claiming an attempt. */
+export async function findLiveChallenge(db: Db, tokenHash: string, now: number, maxAttempts: number): Promise<MfaChallengeRow | undefined> {
+  return db.kysely
+    .selectFrom('mfa_challenges')
+    .selectAll()
+    .where('token_hash', '=', tokenHash)
+    .where('used_at', 'is', null)
+    .where('expires_at', '>', now)
+    .where('attempts', '<', maxAttempts)
+    .executeTakeFirst();
+}
+
 /** Single use: false when another request completed it first. */
 export async function completeChallenge(db: Db, id: string, now: number): Promise<boolean> {
   const result = await db.kysely.updateTable('mfa_challenges').set({ used_at: now }).where('id', '=', id).where('used_at', 'is', null).executeTakeFirst();

@@ -4,7 +4,7 @@ import type { Db } from './db.js';
  * Deletes rows that no request can use any more, a batch at a time (short
  * transactions: on SQLite every statement holds the one write lock). Each
  * function returns how many rows it deleted; callers repeat while a full batch
- * was deleted. Every condition is an index range (migration 005).
+ * was deleted. Every condition is an index range (migrations 005 and 007).
  */
 export const prune = {
   /** Ended sessions (their refresh tokens go with them: ON DELETE CASCADE). */
@@ -64,6 +64,16 @@ export const prune = {
     );
     const pending = deleted(await db.kysely.deleteFrom('mfa_totp').where('enabled_at', 'is', null).where('created_at', '<', cutoff).executeTakeFirst());
     return challenges + pending;
+  },
+
+  /** Passkey ceremonies never finished (a challenge lives five minutes). */
+  async passkeyChallenges(db: Db, cutoff: number, batch: number): Promise<number> {
+    return deleted(
+      await db.kysely
+        .deleteFrom('webauthn_challenges')
+        .where('challenge_hash', 'in', (eb) => eb.selectFrom('webauthn_challenges').select('challenge_hash').where('expires_at', '<', cutoff).limit(batch))
+        .executeTakeFirst(),
+    );
   },
 
   /** Sent mail and mail given up on: the recipients go with them. */

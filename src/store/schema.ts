@@ -40,6 +40,8 @@ export interface SessionRow {
   offline: number;
   /** When the user signed in for this grant (client grants; null: created_at). */
   auth_time: number | null;
+  /** RFC 8176 authentication methods of the sign-in, space-separated; null before migration 007. */
+  amr: string | null;
 }
 
 export interface RefreshTokenRow {
@@ -160,6 +162,43 @@ export interface OAuthRequestRow {
   expires_at: number;
 }
 
+export interface WebauthnCredentialRow {
+  /** The credential ID, base64url. */
+  id: string;
+  user_id: string;
+  /** COSE public key, base64url. */
+  public_key: string;
+  counter: number;
+  /** JSON array of transport hints. */
+  transports: string;
+  device_type: 'singleDevice' | 'multiDevice';
+  backed_up: number;
+  aaguid: string;
+  name: string | null;
+  email_proven: number;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export interface WebauthnUserRow {
+  user_id: string;
+  /** The WebAuthn user handle: 32 random bytes, base64url. */
+  handle: string;
+  created_at: number;
+}
+
+export type WebauthnPurpose = 'register' | 'authenticate' | 'second_factor';
+
+export interface WebauthnChallengeRow {
+  /** SHA-256 of the challenge (base64url): the challenge itself is never stored. */
+  challenge_hash: string;
+  purpose: WebauthnPurpose;
+  user_id: string | null;
+  mfa_challenge_id: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
 export interface OAuthCodeRow {
   code_hash: string;
   client_id: string;
@@ -201,4 +240,7 @@ export interface Database {
   mfa_totp: TotpRow;
   mfa_recovery_codes: RecoveryCodeRow;
   mfa_challenges: MfaChallengeRow;
+  webauthn_credentials: WebauthnCredentialRow;
+  webauthn_users: WebauthnUserRow;
+  webauthn_challenges: WebauthnChallengeRow;
 }

@@ -24,6 +24,7 @@ export function toSession(row: SessionRow): Session {
     audience: row.audience,
     offline: row.offline === 1,
     authTime: new Date(row.auth_time ?? row.created_at),
+    amr: row.amr ? row.amr.split(' ') : [],
   };
 }
 
@@ -44,6 +45,7 @@ export function toSessionRow(session: Session): SessionRow {
     audience: session.audience,
     offline: session.offline ? 1 : 0,
     auth_time: session.authTime.getTime() === session.createdAt.getTime() ? null : session.authTime.getTime(),
+    amr: session.amr.length > 0 ? session.amr.join(' ') : null,
   };
 }
 
@@ -87,6 +89,7 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
       's.audience as s_audience',
       's.offline as s_offline',
       's.auth_time as s_auth_time',
+      's.amr as s_amr',
     ])
     .selectAll('u')
     .where('s.id', '=', sessionId)
@@ -110,6 +113,7 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
     s_audience,
     s_offline,
     s_auth_time,
+    s_amr,
     ...user
   } = row;
   return {
@@ -130,6 +134,7 @@ export async function findLiveSession(db: Db, sessionId: string, userId: string,
       audience: s_audience,
       offline: s_offline,
       auth_time: s_auth_time,
+      amr: s_amr,
     }),
   };
 }

@@ -27,6 +27,8 @@ export interface AccessTokenClaims {
   scope?: string;
   email?: string;
   email_verified?: boolean;
+  /** How the sign-in was proven (RFC 8176 values such as `pwd`, `otp`, `hwk`, `swk`, `user`, `mfa`). */
+  amr?: string[];
   nbf?: number;
   [claim: string]: unknown;
 }

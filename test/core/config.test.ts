@@ -117,6 +117,56 @@ describe('loadConfig validation', () => {
   });
 });
 
+describe('passkeys: the WebAuthn relying party', () => {
+  it("takes PUBLIC_URL's host as the RP ID, its origin as the one origin, and APP_NAME as the RP name", () => {
+    const config = loadConfig({ PUBLIC_URL: 'https://auth.example.com', APP_NAME: 'Example' });
+    expect(config.webauthnRpId).toBe('auth.example.com');
+    expect(config.webauthnOrigins).toEqual(['https://auth.example.com']);
+    expect(config.webauthnRpName).toBe('Example');
+    expect(loadConfig({ PUBLIC_URL: 'http://localhost:3000' }).webauthnOrigins).toEqual(['http://localhost:3000']);
+    expect(Object.isFrozen(config.webauthnOrigins)).toBe(true);
+  });
+
+  it('turns passkeys off, without failing the start, when the default RP ID would be an IP address', () => {
+    for (const publicUrl of ['http://127.0.0.1:3000', 'http://[::1]:3000', 'https://192.0.2.10']) {
+      const config = loadConfig({ PUBLIC_URL: publicUrl });
+      expect(config.webauthnRpId, publicUrl).toBeUndefined();
+      expect(config.webauthnOrigins).toEqual([]);
+    }
+    expect(loadConfig({}).webauthnRpId).toBeUndefined();
+  });
+
+  it('accepts a registrable parent domain as the RP ID, with origins on it or its subdomains', () => {
+    const config = loadConfig({
+      PUBLIC_URL: 'https://auth.example.com',
+      WEBAUTHN_RP_ID: 'Example.COM',
+      WEBAUTHN_ORIGINS: 'https://auth.example.com, https://example.com,https://app.example.com:8443',
+      WEBAUTHN_RP_NAME: 'Example Inc.',
+    });
+    expect(config.webauthnRpId).toBe('example.com');
+    expect(config.webauthnOrigins).toEqual(['https://auth.example.com', 'https://example.com', 'https://app.example.com:8443']);
+    expect(config.webauthnRpName).toBe('Example Inc.');
+  });
+
+  it.each([
+    [{ WEBAUTHN_RP_ID: '127.0.0.1' }, /WEBAUTHN_RP_ID.*IP address/],
+    [{ WEBAUTHN_RP_ID: '[::1]' }, /WEBAUTHN_RP_ID.*IP address/],
+    [{ WEBAUTHN_RP_ID: 'https://example.com' }, /WEBAUTHN_RP_ID must be a host name/],
+    [{ WEBAUTHN_RP_ID: 'example.com:443' }, /WEBAUTHN_RP_ID must be a host name/],
+    [{ PUBLIC_URL: 'https://auth.example.com', WEBAUTHN_RP_ID: 'other.example' }, /PUBLIC_URL's origin.*not on the relying-party ID other\.example/],
+    [
+      { PUBLIC_URL: 'https://auth.example.com', WEBAUTHN_ORIGINS: 'https://evil.example' },
+      /WEBAUTHN_ORIGINS: https:\/\/evil\.example is not on the relying-party ID auth\.example\.com/,
+    ],
+    [{ PUBLIC_URL: 'https://auth.example.com', WEBAUTHN_ORIGINS: 'https://example.com' }, /not on the relying-party ID auth\.example\.com/],
+    [{ PUBLIC_URL: 'https://auth.example.com', WEBAUTHN_ORIGINS: 'https://auth.example.com/path' }, /bare origin/],
+    [{ PUBLIC_URL: 'https://auth.example.com', WEBAUTHN_ORIGINS: 'https://xauth.example.com' }, /not on the relying-party ID/],
+    [{ WEBAUTHN_ORIGINS: 'http://localhost:3000' }, /WEBAUTHN_ORIGINS needs WEBAUTHN_RP_ID/],
+  ])('refuses %j', (env, message) => {
+    expect(configError(env).message).toMatch(message);
+  });
+});
+
 describe('SIGNET_CONFIG file', () => {
   it('reads settings from the JSON file, numbers and booleans included', () => {
     const path = configFile({ PORT: 4100, HOST: '127.0.0.2', ACCESS_TOKEN_TTL: '600', SIGNET_DEV: true });

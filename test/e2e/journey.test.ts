@@ -113,7 +113,7 @@ describe.skipIf(!chromiumPath).each(MODES)('the hosted pages in Chromium on $dia
   const signIn = async (identifier: string, password: string) => {
     await page.getByLabel('Email or username').fill(identifier);
     await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
   };
   /** The next TOTP code: the server's clock moves on one 30-second step, so a code is never a replay. */
   const nextCode = (totp: TOTP) => {

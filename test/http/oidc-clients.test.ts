@@ -99,11 +99,11 @@ describe.each(DIALECTS)('OpenID Connect clients on %s', (dialect) => {
     const refused = await fetch(request.url, { redirect: 'manual' });
     expect(refused.status).toBe(400);
     expect(refused.headers.get('location')).toBeNull();
-    const refresh = (await fetch(`${issuer}/auth/token`, {
+    const refresh = await fetch(`${issuer}/auth/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded' },
       body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: body.refresh_token, client_id: 'paused' }),
-    }));
+    });
     expect(refresh.status).toBe(401);
     expect((await server.call('GET', '/auth/revocations')).body.sessions).toContain(decodeJwt(body.access_token).sid);
     await clients().setDisabled('paused', false);

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { routeTable } from '../../src/http/app.js';
 import { safeReturnTo } from '../../src/http/pages/return-to.js';
+import { pagePolicy } from '../../src/http/pages/layout.js';
 import { negotiate } from '../../src/http/pages/i18n/index.js';
 import { de } from '../../src/http/pages/i18n/de.js';
 import { en } from '../../src/http/pages/i18n/en.js';
@@ -60,6 +61,26 @@ describe('return_to: only Signet itself and RETURN_URLS, whatever the spelling',
   });
 });
 
+describe("the pages' Content-Security-Policy", () => {
+  const base = { brandLogoUrl: undefined, returnUrls: [] };
+  it("allows fetching from Signet's own origin only where the pages offer passkeys (their script fetches ceremony options)", () => {
+    expect(
+      pagePolicy({ ...base, publicUrl: 'https://auth.example.com', webauthnRpId: 'auth.example.com', webauthnOrigins: ['https://auth.example.com'] }),
+    ).toBe(
+      "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    );
+    // No relying party (PUBLIC_URL on an IP address), or one whose origins leave the pages out: no passkeys, no fetch.
+    for (const passkeys of [
+      { publicUrl: 'http://127.0.0.1:3000', webauthnRpId: undefined, webauthnOrigins: [] },
+      { publicUrl: 'https://auth.example.com', webauthnRpId: 'example.com', webauthnOrigins: ['https://app.example.com'] },
+    ]) {
+      expect(pagePolicy({ ...base, ...passkeys })).toBe(
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+      );
+    }
+  });
+});
+
 describe('languages', () => {
   it('picks the best catalog that exists from Accept-Language, English otherwise', () => {
     expect(negotiate('de-CH, de;q=0.9, en;q=0.8')).toBe(de);
@@ -104,7 +125,7 @@ describe.each(DIALECTS)('hosted pages over HTTP on %s', (dialect: DialectName) =
       expect(reply.status, path).toBe(200);
       const csp = reply.headers.get('content-security-policy')!;
       expect(csp).toBe(
-        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https://cdn.example.com; form-action 'self' https://app.example.com; frame-ancestors 'none'; base-uri 'none'",
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https://cdn.example.com; connect-src 'self'; form-action 'self' https://app.example.com; frame-ancestors 'none'; base-uri 'none'",
       );
       expect(reply.headers.get('x-frame-options')).toBe('DENY');
       expect(reply.headers.get('cache-control')).toBe('no-store');

@@ -299,7 +299,7 @@ export class Authorizer {
       code_challenge: request.codeChallenge ?? null,
       resource: request.resource ?? null,
       auth_time: browser.session.authTime.getTime(),
-      amr: JSON.stringify(sessionAmr(browser.session)),
+      amr: JSON.stringify(browser.session.amr),
       created_at: now,
       expires_at: now + CODE_TTL_MS,
       used_at: null,
@@ -343,15 +343,6 @@ export class Authorizer {
     if (!row || !client) return undefined;
     return { request: JSON.parse(row.params) as AuthorizationRequest, client };
   }
-}
-
-/**
- * How the browser session's sign-in was proven (RFC 8176). Sessions carry it
- * from the passkeys work on; until then, a password.
- */
-function sessionAmr(session: Session): string[] {
-  const amr = (session as Session & { amr?: string[] }).amr;
-  return amr && amr.length > 0 ? amr : ['pwd'];
 }
 
 /** Adds parameters to a URI, keeping a query it already has (RFC 6749 §3.1.2). */

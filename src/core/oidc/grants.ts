@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
 import type { SignetConfig } from '../../config.js';
 import { isSignetError } from '../../errors.js';
-import type { OAuthClient, Session, User } from '../../model.js';
+import type { OAuthClient, User } from '../../model.js';
+import type { AuthMethod } from '../amr.js';
 import type { Db } from '../../store/db.js';
 import { oidcCodes } from '../../store/oidc.js';
 import type { Clock } from '../clock.js';
@@ -110,6 +111,7 @@ export class OidcGrants {
         audience: code.resource ?? undefined,
         offline,
         authTime: new Date(code.auth_time),
+        amr: JSON.parse(code.amr) as AuthMethod[],
         // A grant without offline access lives no longer than the browser session it came from.
         expiresAt: offline ? new Date(now + lifetime) : live.session.expiresAt,
       },
@@ -178,7 +180,7 @@ export class OidcGrants {
         clientId: client.id,
         sid: grant.session.parentSessionId,
         authTime: grant.session.authTime,
-        amr: grantAmr(grant.session),
+        amr: grant.session.amr,
         accessToken: grant.accessToken,
         claims: userClaims(grant.user, scopes),
       });
@@ -246,12 +248,6 @@ export function userClaims(user: User, scopes: readonly string[]): Record<string
 
 function binding(client: OAuthClient): ClientBinding {
   return { id: client.id, accessTokenTtl: client.accessTokenTtl };
-}
-
-/** How the grant's sign-in was proven; sessions carry it from the passkeys work on, until then a password. */
-function grantAmr(session: Session): string[] {
-  const amr = (session as Session & { amr?: string[] }).amr;
-  return amr && amr.length > 0 ? amr : ['pwd'];
 }
 
 function invalidGrant(description: string): OAuthError {

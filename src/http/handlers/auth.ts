@@ -25,8 +25,9 @@ function respondWithSession(c: AppContext, grant: Grant, status = 200, cookies =
   return json(cookies ? cookieSession(c, grant) : sessionBody(grant), status);
 }
 
-function respondToSignIn(c: AppContext, result: SignInResult): Response {
-  if (result.kind === 'mfa') return json({ mfaRequired: true, mfaToken: result.mfaToken, methods: ['totp'] });
+/** A session (cookies or tokens, and the device cookie), or the second-factor challenge. */
+export function respondToSignIn(c: AppContext, result: SignInResult): Response {
+  if (result.kind === 'mfa') return json({ mfaRequired: true, mfaToken: result.mfaToken, methods: result.methods });
   setDeviceCookie(c, result.deviceCookie);
   return respondWithSession(c, result.grant);
 }
@@ -86,16 +87,20 @@ export const mfaVerifyRoute = route({
   method: 'POST',
   path: '/auth/mfa/verify',
   tag: 'Two-factor',
-  summary: 'Second sign-in step: a TOTP code or a recovery code for the mfaToken',
+  summary: 'Second sign-in step: a TOTP code, a recovery code or a passkey assertion for the mfaToken',
   auth: 'none',
   body: mfaVerifyBody,
-  crossCheck: (raw) => ((raw.code === undefined) === (raw.recoveryCode === undefined) ? [{ field: 'code', message: 'give either code or recoveryCode' }] : []),
+  crossCheck: (raw) =>
+    [raw.code, raw.recoveryCode, raw.webauthn].filter((v) => v !== undefined).length !== 1
+      ? [{ field: 'code', message: 'give exactly one of code, recoveryCode and webauthn' }]
+      : [],
   success: { status: 200, description: 'Session started', schema: SessionResponse },
-  errors: ['invalid_code', 'invalid_mfa_token', 'rate_limited'],
+  errors: ['invalid_code', 'invalid_mfa_token', 'invalid_passkey', 'unknown_passkey', 'challenge_expired', 'rate_limited'],
   csrf: 'cookie-mode',
   limit: 'mfa.ip',
   handle: async (c, body) => {
-    const proof = body.code !== undefined ? { code: body.code } : { recoveryCode: body.recoveryCode! };
+    const proof =
+      body.code !== undefined ? { code: body.code } : body.webauthn !== undefined ? { webauthn: body.webauthn } : { recoveryCode: body.recoveryCode! };
     return respondToSignIn(c, await c.var.services.accounts.completeMfa(body.mfaToken, proof, c.var.client));
   },
 });

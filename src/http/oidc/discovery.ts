@@ -36,7 +36,7 @@ export const discoveryRoute = route({
           grant_types_supported: ['password', 'refresh_token'],
           response_types_supported: [],
           token_endpoint_auth_methods_supported: ['none'],
-          claims_supported: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'client_id', 'email', 'email_verified'],
+          claims_supported: ['iss', 'aud', 'sub', 'exp', 'iat', 'jti', 'sid', 'client_id', 'email', 'email_verified', 'amr'],
         },
         200,
         cache,

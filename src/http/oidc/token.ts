@@ -1,5 +1,6 @@
 import { SignetError, isSignetError } from '../../errors.js';
 import { OAuthError, oauthText } from '../../core/oidc/errors.js';
+import { PASSWORD_AMR } from '../../core/amr.js';
 import { decodeUtf8, hasBody, isFormContentType, isJsonContentType, readBody } from '../body.js';
 import type { AppContext } from '../context.js';
 import { json } from '../context.js';
@@ -73,10 +74,10 @@ async function grant(c: AppContext): Promise<Response> {
     const parsed = currentPassword.safeParse(required(params, 'password'));
     if (!parsed.success) throw new OAuthError('invalid_request', 'password is malformed');
     const login = identifier.includes('@') ? { email: identifier, password: parsed.data } : { username: identifier, password: parsed.data };
-    const { user } = await accounts.verifyLogin(login, c.var.client);
-    // RFC 9700 §2.4: the password grant never bypasses a second factor.
-    if (user.mfaEnabled) throw new OAuthError('invalid_grant', 'two-factor authentication required');
-    issued = await sessions.start(user, c.var.client, { client: binding });
+    const { user, secondFactors } = await accounts.verifyLogin(login, c.var.client);
+    // RFC 9700 §2.4: the password grant never bypasses a second factor (TOTP or a passkey).
+    if (secondFactors.length > 0) throw new OAuthError('invalid_grant', 'two-factor authentication required');
+    issued = await sessions.start(user, c.var.client, { amr: PASSWORD_AMR, client: binding });
   } else if (grantType === 'refresh_token') {
     await limitClient(c, 'refresh.ip');
     const refreshToken = required(params, 'refresh_token');

@@ -8,14 +8,12 @@ import { clearSessionCookies } from '../cookies.js';
 import { route } from '../route.js';
 import type { Route } from '../route.js';
 import { currentPassword, name as nameSchema, newPassword, username as usernameSchema } from '../schemas.js';
-import type { Asset } from './assets.js';
 import { html, trusted } from './html.js';
 import type { Html } from './html.js';
-import type { PageKit } from './layout.js';
+import type { PageAssets, PageKit } from './layout.js';
 import { alert, field, firstError, formFields, notice, page, pageKit, seeOther } from './layout.js';
 import { appsSection } from '../oidc/apps.js';
-
-type Assets = { css: Asset; js: Asset };
+import { passkeySection } from './passkey-parts.js';
 
 /** Notices a redirect back to the account page may name: fixed keys, never text from the URL. */
 const NOTICES = {
@@ -25,11 +23,14 @@ const NOTICES = {
   'others-ended': 'othersEnded',
   '2fa-disabled': 'twoFactorDisabled',
   'app-removed': 'appRemoved',
+  'passkey-added': 'passkeyAdded',
+  'passkey-renamed': 'passkeyRenamed',
+  'passkey-removed': 'passkeyRemoved',
 } as const;
 
-type Section = 'profile' | 'password' | 'twoFactor' | 'sessions';
+type Section = 'profile' | 'password' | 'twoFactor' | 'passkeys' | 'sessions';
 
-interface AccountState {
+export interface AccountState {
   errors?: Partial<Record<Section, Record<string, string | undefined>>>;
   alerts?: Partial<Record<Section, string>>;
   values?: { name?: string; username?: string };
@@ -44,7 +45,7 @@ interface AccountState {
  * control included) and comes back here with a notice, or re-renders the page
  * with the error next to its field.
  */
-export function accountPages(prefix: string, assets: Assets, minPasswordLength: number): Route[] {
+export function accountPages(prefix: string, assets: PageAssets, minPasswordLength: number): Route[] {
   const kitOf = (c: AppContext) => pageKit(c, assets, c.get('form'));
   const base = { tag: 'Pages', kind: 'page' as const, auth: 'page' as const };
   const post = { ...base, method: 'POST' as const, csrf: 'form' as const, success: { status: 303, description: 'Back to the account page' } };
@@ -58,7 +59,11 @@ export function accountPages(prefix: string, assets: Assets, minPasswordLength: 
       handle: async (c) => {
         const kit = kitOf(c);
         const key = c.req.query('notice') as keyof typeof NOTICES | undefined;
-        return accountPage(c, kit, minPasswordLength, { notice: key && key in NOTICES ? kit.t.notices[NOTICES[key]] : undefined });
+        return accountPage(c, kit, minPasswordLength, {
+          notice: key && key in NOTICES ? kit.t.notices[NOTICES[key]] : undefined,
+          // The page script came back here: the sign-in is too old to add a passkey without the password.
+          alerts: c.req.query('error') === 'passkey-reauth' ? { passkeys: kit.t.passkeys.reauth } : {},
+        });
       },
     }),
     route({
@@ -228,7 +233,7 @@ function sectionError(
   return undefined;
 }
 
-async function accountPage(c: AppContext, kit: PageKit, minPasswordLength: number, state: AccountState): Promise<Response> {
+export async function accountPage(c: AppContext, kit: PageKit, minPasswordLength: number, state: AccountState): Promise<Response> {
   const { t } = kit;
   const { auth, services } = c.var;
   const user = auth.user;
@@ -296,9 +301,11 @@ ${formFields(kit)}
 ${field({ name: 'password', label: t.fields.password, type: 'password', autocomplete: 'current-password', error: at('twoFactor', 'password'), required: true, maxlength: PASSWORD_MAX_LENGTH, autofocus: focus === 'password' }, t)}
 <button type="submit" class="${danger ? 'danger' : ''}">${button}</button>
 </form>`;
+  // Listed even where the pages offer no passkeys: the two-factor text must say whether a passkey asks for the second step.
+  const passkeyList = await services.passkeys.list(user.id);
   const twoFactor = html`<section aria-labelledby="mfa-h">
 <h2 id="mfa-h">${t.text.twoFactor}</h2>
-<p>${user.mfaEnabled ? t.text.twoFactorOn : t.text.twoFactorOff}</p>
+<p>${user.mfaEnabled ? t.text.twoFactorOn : passkeyList.length > 0 ? t.passkeys.twoFactorByPasskey : t.text.twoFactorOff}</p>
 ${user.mfaEnabled ? twoFactorForm('account/two-factor/disable', t.buttons.disableTwoFactor, t.text.twoFactorDisableLead, true) : twoFactorForm('account/two-factor/setup', t.buttons.setUpTwoFactor, t.text.twoFactorSetupPassword, false)}
 </section>`;
 
@@ -311,12 +318,17 @@ ${sessions.map((s) => sessionItem(kit, s, s.id === auth.session.id))}
 ${sessions.length > 1 ? html`<form method="post" action="${kit.to('account/sessions/end-others')}">${formFields(kit)}<button type="submit" class="secondary">${t.buttons.endOtherSessions}</button></form>` : ''}
 </section>`;
 
+  const passkeys = kit.assets.passkeys
+    ? passkeySection(kit, passkeyList, { needsPassword: !services.passkeys.recentSignIn(auth.session), alert: alerts.passkeys })
+    : '';
+
   return page(kit, {
     title: t.titles.account,
     status: state.status,
     wide: true,
     signedIn: true,
-    body: html`${notice(state.notice)}${profile}${password}${twoFactor}${sessionList}${appsSection(kit, apps)}`,
+    passkeys: kit.assets.passkeys !== undefined,
+    body: html`${notice(state.notice)}${profile}${password}${twoFactor}${passkeys}${sessionList}${appsSection(kit, apps)}`,
   });
 }
 

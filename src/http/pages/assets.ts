@@ -1,4 +1,7 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 
 /**
  * The hosted pages' only stylesheet and script, served from Signet's own origin
@@ -46,6 +49,7 @@ code,.secret{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;wo
 .codes{columns:2;list-style:none;padding:0;margin:0 0 1rem;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:1.05rem}
 .sessions{list-style:none;padding:0;margin:0;display:grid;gap:.75rem}.sessions>li{border:1px solid var(--border);border-radius:.5rem;padding:.75rem;display:grid;gap:.5rem}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0 0 1rem}dt{color:var(--muted)}dd{margin:0}
+.or{text-align:center;color:var(--muted);margin:1rem 0 .5rem}.passkey-box{display:grid;gap:.75rem;margin:0 0 1rem}.passkey-list{margin:0 0 1.25rem}
 .tag{font-size:.85rem;font-weight:600;border:1px solid var(--ok);color:var(--ok);border-radius:1rem;padding:0 .5rem;justify-self:start}
 @media (max-width:30rem){.codes{columns:1}dl{grid-template-columns:1fr}}
 `;
@@ -60,6 +64,28 @@ export function script(): Asset {
   const body = `(()=>{for(const b of document.querySelectorAll('[data-copy]')){const t=document.getElementById(b.dataset.copy);if(!t||!navigator.clipboard)continue;b.hidden=false;b.addEventListener('click',()=>{navigator.clipboard.writeText(t.innerText.trim()).then(()=>{b.textContent=b.dataset.done||b.textContent;});});}})();
 `;
   return { body, type: 'text/javascript; charset=utf-8', version: hash(body) };
+}
+
+/**
+ * The passkey scripts, in the order the pages load them: SimpleWebAuthn's
+ * browser bundle (it defines `SimpleWebAuthnBrowser`), then the pages' own
+ * ceremonies (passkeys.browser.js). Both are read once, at start.
+ */
+export function passkeyScripts(): { library: Asset; script: Asset } {
+  // The package exports only its entry point (script/index.js), not package.json: go up from there.
+  const root = join(dirname(createRequire(import.meta.url).resolve('@simplewebauthn/browser')), '..');
+  const library = withoutSourceMap(readFileSync(join(root, 'dist', 'bundle', 'index.umd.min.js'), 'utf8'));
+  // Plain JavaScript next to this file, so it loads from src/ (tests) and dist/ alike.
+  const script = withoutSourceMap(readFileSync(new URL('./passkeys.browser.js', import.meta.url), 'utf8'));
+  return {
+    library: { body: library, type: 'text/javascript; charset=utf-8', version: hash(library) },
+    script: { body: script, type: 'text/javascript; charset=utf-8', version: hash(script) },
+  };
+}
+
+/** Drops a trailing sourceMappingURL comment: the maps are not served. */
+function withoutSourceMap(body: string): string {
+  return body.replace(/\n?\/\/# sourceMappingURL=\S*\s*$/, '\n');
 }
 
 function hash(body: string): string {

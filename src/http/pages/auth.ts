@@ -1,19 +1,18 @@
 import { getCookie, setCookie } from 'hono/cookie';
 import { isSignetError } from '../../errors.js';
 import type { SignInResult } from '../../core/users.js';
+import type { MfaProof } from '../../core/mfa.js';
 import { PASSWORD_MAX_LENGTH } from '../../core/passwords.js';
 import type { AppContext } from '../context.js';
 import { clearSessionCookies, cookieNames, cookieSession, setDeviceCookie } from '../cookies.js';
 import { route } from '../route.js';
 import type { Route } from '../route.js';
-import { currentPassword, email as emailSchema, name as nameSchema, newPassword, username as usernameSchema } from '../schemas.js';
-import type { Asset } from './assets.js';
+import { authenticationResponse, currentPassword, email as emailSchema, name as nameSchema, newPassword, username as usernameSchema } from '../schemas.js';
 import { pageSession } from './dispatch.js';
 import { html } from './html.js';
-import type { PageKit } from './layout.js';
+import type { PageAssets, PageKit } from './layout.js';
 import { alert, field, firstError, formFields, notice, page, pageKit, seeOther } from './layout.js';
-
-type Assets = { css: Asset; js: Asset };
+import { passkeyRefusal, postedCredential, secondFactorPasskey, signInWithPasskey } from './passkey-parts.js';
 
 /** How long the second step of a sign-in may take: the mfaToken's own lifetime. */
 const MFA_COOKIE_TTL = 5 * 60;
@@ -28,7 +27,7 @@ const SIGN_IN_NOTICES = { 'signed-out': 'signedOut' } as const;
  * failure floor), and a successful sign-in starts a cookie session like
  * `X-Session-Mode: cookie` does.
  */
-export function authPages(prefix: string, assets: Assets, minPasswordLength: number): Route[] {
+export function authPages(prefix: string, assets: PageAssets, minPasswordLength: number): Route[] {
   const kitOf = (c: AppContext) => pageKit(c, assets, c.get('form'));
   return [
     route({
@@ -87,21 +86,22 @@ export function authPages(prefix: string, assets: Assets, minPasswordLength: num
       method: 'GET',
       path: `${prefix}sign-in/mfa`,
       tag: 'Pages',
-      summary: 'Second sign-in step: a TOTP code or a recovery code',
+      summary: 'Second sign-in step: a TOTP code, a recovery code or a passkey',
       kind: 'page',
       auth: 'none',
       success: { status: 200, description: 'HTML' },
-      handle: (c) => {
+      handle: async (c) => {
         const kit = kitOf(c);
-        if (!readMfaCookie(c)) return seeOther(kit.to('sign-in', { return_to: kit.returnTo }));
-        return mfaPage(kit, { recovery: c.req.query('method') === 'recovery' });
+        const mfaToken = readMfaCookie(c);
+        if (!mfaToken) return seeOther(kit.to('sign-in', { return_to: kit.returnTo }));
+        return mfaPage(c, kit, mfaToken, { recovery: c.req.query('method') === 'recovery' });
       },
     }),
     route({
       method: 'POST',
       path: `${prefix}sign-in/mfa`,
       tag: 'Pages',
-      summary: 'Complete a sign-in with a TOTP code or a recovery code',
+      summary: 'Complete a sign-in with a TOTP code, a recovery code or a passkey',
       kind: 'page',
       auth: 'none',
       csrf: 'form',
@@ -111,19 +111,30 @@ export function authPages(prefix: string, assets: Assets, minPasswordLength: num
         const kit = kitOf(c);
         const mfaToken = readMfaCookie(c);
         if (!mfaToken) return seeOther(kit.to('sign-in', { return_to: kit.returnTo, error: 'mfa-expired' }));
-        const recovery = c.var.form.get('method') === 'recovery';
-        const value = (c.var.form.get(recovery ? 'recoveryCode' : 'code') ?? '').replace(/\s+/g, '');
-        if (!recovery && !/^\d{6}$/.test(value)) return mfaPage(kit, { recovery, error: kit.t.errors.codeFormat, status: 400 });
-        if (recovery && (value.length === 0 || value.length > 64)) return mfaPage(kit, { recovery, error: kit.t.errors.invalidRecoveryCode, status: 400 });
+        const method = c.var.form.get('method');
+        const recovery = method === 'recovery';
+        let proof: MfaProof;
+        if (method === 'webauthn') {
+          const webauthn = postedCredential(c.var.form, authenticationResponse);
+          if (!webauthn) return mfaPage(c, kit, mfaToken, { recovery, passkeyError: kit.t.passkeys.failed, status: 400 });
+          proof = { webauthn };
+        } else {
+          const value = (c.var.form.get(recovery ? 'recoveryCode' : 'code') ?? '').replace(/\s+/g, '');
+          if (!recovery && !/^\d{6}$/.test(value)) return mfaPage(c, kit, mfaToken, { recovery, error: kit.t.errors.codeFormat, status: 400 });
+          if (recovery && (value.length === 0 || value.length > 64))
+            return mfaPage(c, kit, mfaToken, { recovery, error: kit.t.errors.invalidRecoveryCode, status: 400 });
+          proof = recovery ? { recoveryCode: value } : { code: value };
+        }
         try {
-          const proof = recovery ? { recoveryCode: value } : { code: value };
           const result = await c.var.services.accounts.completeMfa(mfaToken, proof, c.var.client);
           clearMfaCookie(c);
           return finishSignIn(c, kit, result);
         } catch (error) {
           if (isSignetError(error, 'invalid_code')) {
-            return mfaPage(kit, { recovery, error: recovery ? kit.t.errors.invalidRecoveryCode : kit.t.errors.invalidCode, status: 401 });
+            return mfaPage(c, kit, mfaToken, { recovery, error: recovery ? kit.t.errors.invalidRecoveryCode : kit.t.errors.invalidCode, status: 401 });
           }
+          const refused = passkeyRefusal(kit.t, error);
+          if (refused) return mfaPage(c, kit, mfaToken, { recovery, passkeyError: refused.message, status: refused.status });
           if (isSignetError(error, 'invalid_mfa_token')) {
             clearMfaCookie(c);
             return seeOther(kit.to('sign-in', { return_to: kit.returnTo, error: 'mfa-expired' }));
@@ -213,7 +224,7 @@ export function authPages(prefix: string, assets: Assets, minPasswordLength: num
 }
 
 /** A session starts as cookies (and a device cookie); a second factor first sends the browser to its page. */
-function finishSignIn(c: AppContext, kit: PageKit, result: SignInResult): Response {
+export function finishSignIn(c: AppContext, kit: PageKit, result: SignInResult): Response {
   if (result.kind === 'mfa') {
     setCookie(c, mfaCookieName(c), result.mfaToken, { path: '/', httpOnly: true, secure: cookieNames(c).secure, sameSite: 'Strict', maxAge: MFA_COOKIE_TTL });
     return seeOther(kit.to('sign-in/mfa', { return_to: kit.returnTo }));
@@ -236,29 +247,36 @@ function clearMfaCookie(c: AppContext): void {
   setCookie(c, mfaCookieName(c), '', { path: '/', httpOnly: true, secure: cookieNames(c).secure, sameSite: 'Strict', maxAge: 0 });
 }
 
-interface SignInState {
+export interface SignInState {
   identifier?: string;
   errors?: Record<string, string | undefined>;
   alert?: string | undefined;
   notice?: string | undefined;
+  /** A passkey was just refused (the alert says why): autofill is not armed again on this page. */
+  passkeyRefused?: boolean;
+  /** The credential the server does not know: the page asks the browser to forget it. */
+  unknownPasskey?: string | undefined;
   status?: number;
 }
 
-function signInPage(kit: PageKit, state: SignInState): Response {
+export function signInPage(kit: PageKit, state: SignInState): Response {
   const { t, config } = kit;
   const errors = state.errors ?? {};
+  const passkeys = kit.assets.passkeys !== undefined;
   const focus = firstError(errors, ['identifier', 'password']) ?? (state.alert || state.identifier ? 'password' : 'identifier');
   return page(kit, {
     title: t.titles.signIn,
     status: state.status,
+    passkeys,
     body: html`<p class="lead">${t.text.signInLead(config.appName)}</p>
 ${notice(state.notice)}${alert(state.alert ?? (Object.values(errors).some(Boolean) ? t.errors.summary : undefined))}
 <form method="post" action="${kit.to('sign-in')}" novalidate>
 ${formFields(kit)}
-${field({ name: 'identifier', label: t.fields.identifier, autocomplete: 'username', value: state.identifier, error: errors.identifier, required: true, maxlength: 254, autofocus: focus === 'identifier' }, t)}
+${field({ name: 'identifier', label: t.fields.identifier, autocomplete: passkeys ? 'username webauthn' : 'username', value: state.identifier, error: errors.identifier, required: true, maxlength: 254, autofocus: focus === 'identifier' }, t)}
 ${field({ name: 'password', label: t.fields.password, type: 'password', autocomplete: 'current-password', error: errors.password, required: true, maxlength: PASSWORD_MAX_LENGTH, autofocus: focus === 'password' }, t)}
 <button type="submit">${t.buttons.signIn}</button>
 </form>
+${passkeys ? signInWithPasskey(kit, { refused: state.passkeyRefused ?? false, unknownPasskey: state.unknownPasskey }) : ''}
 <div class="links">
 <a href="${kit.to('forgot-password', { return_to: kit.returnTo })}">${t.links.forgot}</a>
 <p>${t.text.noAccount} <a href="${kit.to('sign-up', { return_to: kit.returnTo })}">${t.links.signUp}</a></p>
@@ -266,10 +284,33 @@ ${field({ name: 'password', label: t.fields.password, type: 'password', autocomp
   });
 }
 
-function mfaPage(kit: PageKit, state: { recovery: boolean; error?: string; status?: number }): Response {
+interface MfaState {
+  recovery: boolean;
+  /** A wrong code (shown at its field). */
+  error?: string;
+  /** A refused passkey (shown in the passkey box). */
+  passkeyError?: string;
+  status?: number;
+}
+
+/**
+ * The second step, offering the methods the user has: a TOTP code (or a
+ * recovery code) and, with a passkey, "Use a passkey" with request options
+ * made for this sign-in. A sign-in that is no longer pending starts over.
+ */
+async function mfaPage(c: AppContext, kit: PageKit, mfaToken: string, state: MfaState): Promise<Response> {
   const { t } = kit;
-  const switchTo = kit.to('sign-in/mfa', { return_to: kit.returnTo, method: state.recovery ? undefined : 'recovery' });
-  const input = state.recovery
+  const { mfa } = c.var.services;
+  const pending = await mfa.pending(mfaToken);
+  if (!pending) {
+    clearMfaCookie(c);
+    return seeOther(kit.to('sign-in', { return_to: kit.returnTo, error: 'mfa-expired' }));
+  }
+  const totp = pending.methods.includes('totp');
+  const passkey = kit.assets.passkeys !== undefined && pending.methods.includes('webauthn') ? await mfa.passkeyOptions(mfaToken) : undefined;
+  const recovery = state.recovery && totp;
+  const switchTo = kit.to('sign-in/mfa', { return_to: kit.returnTo, method: recovery ? undefined : 'recovery' });
+  const input = recovery
     ? field(
         {
           name: 'recoveryCode',
@@ -298,17 +339,22 @@ function mfaPage(kit: PageKit, state: { recovery: boolean; error?: string; statu
         },
         t,
       );
+  const codeForm = totp
+    ? html`<form method="post" action="${kit.to('sign-in/mfa')}" novalidate>
+${formFields(kit)}<input type="hidden" name="method" value="${recovery ? 'recovery' : 'totp'}">
+${input}
+<button type="submit">${t.buttons.verify}</button>
+</form>`
+    : '';
   return page(kit, {
     title: t.titles.mfa,
     status: state.status,
-    body: html`<p class="lead">${state.recovery ? t.text.recoveryLead : t.text.mfaLead}</p>
-<form method="post" action="${kit.to('sign-in/mfa')}" novalidate>
-${formFields(kit)}<input type="hidden" name="method" value="${state.recovery ? 'recovery' : 'totp'}">
-${input}
-<button type="submit">${t.buttons.verify}</button>
-</form>
+    passkeys: passkey !== undefined,
+    body: html`<p class="lead">${!totp ? t.passkeys.mfaLead : recovery ? t.text.recoveryLead : t.text.mfaLead}</p>
+${codeForm}
+${passkey ? secondFactorPasskey(kit, passkey, { error: state.passkeyError, primary: !totp }) : ''}
 <div class="links">
-<a href="${switchTo}">${state.recovery ? t.links.useAuthenticator : t.links.useRecoveryCode}</a>
+${totp ? html`<a href="${switchTo}">${recovery ? t.links.useAuthenticator : t.links.useRecoveryCode}</a>` : ''}
 <a href="${kit.to('sign-in', { return_to: kit.returnTo })}">${t.links.backToSignIn}</a>
 </div>`,
   });

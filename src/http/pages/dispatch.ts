@@ -7,20 +7,17 @@ import type { AppContext } from '../context.js';
 import { clearSessionCookies, cookieSession, readCookie } from '../cookies.js';
 import { toSignetError } from '../errors.js';
 import type { Route } from '../route.js';
-import type { Asset } from './assets.js';
 import { html } from './html.js';
-import type { PageKit } from './layout.js';
+import type { PageAssets, PageKit } from './layout.js';
 import { resumedRequest } from '../oidc/paths.js';
 import { formTokenValid, page, pageKit, seeOther } from './layout.js';
-
-type Assets = { css: Asset; js: Asset };
 
 /**
  * Runs a hosted page's row: what the row declares (a signed-in session, the
  * form's CSRF token, a per-client limit) is applied here, before the handler,
  * and every failure answers as a page (never JSON, never a stack trace).
  */
-export function pageHandler(r: Route, assets: Assets) {
+export function pageHandler(r: Route, assets: PageAssets) {
   return async (c: AppContext): Promise<Response> => {
     try {
       if (r.auth === 'page') {
@@ -145,6 +142,7 @@ function errorPage(c: AppContext, kit: PageKit, error: SignetError, thrown: unkn
     case 'unavailable':
       return page(kit, { title: t.titles.unavailable, body: html`<p>${t.text.unavailable}</p>`, status: 503, headers: retry });
     case 'not_found':
+    case 'passkey_not_found':
       return page(kit, { title: t.titles.notFound, body: html`<p>${t.text.notFound}</p>`, status: 404 });
     case 'csrf_failed':
       return page(kit, { title: t.titles.refused, body: html`<p>${t.text.refused}</p>`, status: 403 });

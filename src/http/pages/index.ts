@@ -5,6 +5,7 @@ import type { Asset } from './assets.js';
 import { accountPages } from './account.js';
 import { authPages } from './auth.js';
 import type { PageAssets } from './layout.js';
+import { passkeyPages } from './passkeys.js';
 import { recoveryPages } from './recovery.js';
 
 /**
@@ -17,8 +18,12 @@ export function pageRoutes(config: Pick<SignetConfig, 'pagesPrefix' | 'passwordM
     ...authPages(prefix, assets, config.passwordMinLength),
     ...recoveryPages(prefix, assets, config.passwordMinLength),
     ...accountPages(prefix, assets, config.passwordMinLength),
+    ...passkeyPages(prefix, assets, config.passwordMinLength),
     assetRoute(`${prefix}assets/signet.css`, assets.css),
     assetRoute(`${prefix}assets/signet.js`, assets.js),
+    ...(assets.passkeys
+      ? [assetRoute(`${prefix}assets/webauthn.js`, assets.passkeys.library), assetRoute(`${prefix}assets/passkeys.js`, assets.passkeys.script)]
+      : []),
   ];
 }
 
@@ -28,7 +33,7 @@ function assetRoute(path: string, asset: Asset): Route {
     method: 'GET',
     path,
     tag: 'Pages',
-    summary: 'Stylesheet or script of the hosted pages',
+    summary: 'Stylesheet or script of the hosted pages (the passkey scripts when the pages offer passkeys)',
     kind: 'asset',
     auth: 'none',
     success: { status: 200, description: asset.type },

@@ -5,7 +5,7 @@ import { constantTimeEqual } from '../../core/crypto.js';
 import type { AppContext } from '../context.js';
 import { cookieNames, csrfToken } from '../cookies.js';
 import type { Asset } from './assets.js';
-import { script, stylesheet } from './assets.js';
+import { passkeyScripts, script, stylesheet } from './assets.js';
 import { Html, html } from './html.js';
 import { negotiate } from './i18n/index.js';
 import type { Messages } from './i18n/index.js';
@@ -21,21 +21,32 @@ export interface PageKit {
   csrf: string;
   /** The validated `return_to` of this request (query or form), if any. */
   returnTo: string | undefined;
-  assets: { css: Asset; js: Asset };
+  assets: PageAssets;
   /** Where this page's forms may lead besides Signet (CSP form-action): an app waiting on this sign-in. */
   formTargets: readonly string[];
 }
 
 const FORM_COOKIE_TTL = 60 * 60 * 24;
 
-export type PageAssets = { css: Asset; js: Asset };
+/** The pages' stylesheet and script, and the passkey scripts when the pages offer passkeys. */
+export type PageAssets = { css: Asset; js: Asset; passkeys?: { library: Asset; script: Asset } | undefined };
 
-/** Built once per app: the assets do not change while it runs. */
-export function pageAssets(config: Pick<SignetConfig, 'brandColor'>): PageAssets {
-  return { css: stylesheet(config.brandColor), js: script() };
+type PasskeyConfig = Pick<SignetConfig, 'publicUrl' | 'webauthnRpId' | 'webauthnOrigins'>;
+
+/**
+ * Whether the hosted pages offer passkeys: a relying party is configured and
+ * the pages' own origin (PUBLIC_URL's) is one of its origins.
+ */
+export function pagesOfferPasskeys(config: PasskeyConfig): boolean {
+  return config.webauthnRpId !== undefined && config.webauthnOrigins.includes(new URL(config.publicUrl).origin);
 }
 
-export function pageKit(c: AppContext, assets: { css: Asset; js: Asset }, form?: URLSearchParams): PageKit {
+/** Built once per app: the assets do not change while it runs. */
+export function pageAssets(config: Pick<SignetConfig, 'brandColor'> & PasskeyConfig): PageAssets {
+  return { css: stylesheet(config.brandColor), js: script(), passkeys: pagesOfferPasskeys(config) ? passkeyScripts() : undefined };
+}
+
+export function pageKit(c: AppContext, assets: PageAssets, form?: URLSearchParams): PageKit {
   const { config } = c.var.services;
   const auth = c.get('auth') as AppContext['var']['auth'] | undefined;
   const raw = form?.get('return_to') ?? c.req.query('return_to');
@@ -96,6 +107,8 @@ export interface PageOptions {
   wide?: boolean;
   /** Show the signed-in navigation. */
   signedIn?: boolean;
+  /** Load the passkey scripts (when the pages offer passkeys). */
+  passkeys?: boolean;
   headers?: Record<string, string>;
   /** More places this page's forms may lead (CSP form-action sources), e.g. a client's post-logout URI. */
   formTargets?: readonly string[];
@@ -117,6 +130,12 @@ export function page(kit: PageKit, options: PageOptions): Response {
 <title>${options.title} · ${config.appName}</title>
 <link rel="stylesheet" href="${kit.to('assets/signet.css', { v: assets.css.version })}">
 <script src="${kit.to('assets/signet.js', { v: assets.js.version })}" defer></script>
+${
+  options.passkeys && assets.passkeys
+    ? html`<script src="${kit.to('assets/webauthn.js', { v: assets.passkeys.library.version })}" defer></script>
+<script src="${kit.to('assets/passkeys.js', { v: assets.passkeys.script.version })}" defer></script>`
+    : ''
+}
 </head>
 <body>
 <a class="skip" href="#main">${t.nav.main}</a>
@@ -145,8 +164,10 @@ ${options.body}
  * too); forms may post to Signet and the browser may follow a post's redirect
  * to an app on RETURN_URLS, or to the client an authorization request waits
  * on (Chromium applies form-action to every redirect after a form post).
+ * With passkeys, the pages' script fetches ceremony options from Signet's own
+ * JSON routes: `connect-src 'self'`, and nothing else.
  */
-export function pagePolicy(config: Pick<SignetConfig, 'brandLogoUrl' | 'returnUrls'>, formTargets: readonly string[] = []): string {
+export function pagePolicy(config: Pick<SignetConfig, 'brandLogoUrl' | 'returnUrls'> & PasskeyConfig, formTargets: readonly string[] = []): string {
   const images = ["'self'", ...(config.brandLogoUrl ? [new URL(config.brandLogoUrl).origin] : [])];
   const forms = [...new Set(["'self'", ...returnOrigins(config.returnUrls), ...formTargets.map(cspSource)])];
   return [
@@ -154,6 +175,7 @@ export function pagePolicy(config: Pick<SignetConfig, 'brandLogoUrl' | 'returnUr
     "script-src 'self'",
     "style-src 'self'",
     `img-src ${images.join(' ')}`,
+    ...(pagesOfferPasskeys(config) ? ["connect-src 'self'"] : []),
     `form-action ${forms.join(' ')}`,
     "frame-ancestors 'none'",
     "base-uri 'none'",
@@ -176,6 +198,8 @@ export function seeOther(location: string): Response {
 
 export interface FieldOptions {
   name: string;
+  /** The input's id when `f-<name>` would not be unique on the page. */
+  id?: string;
   label: string;
   type?: 'text' | 'email' | 'password' | 'hidden';
   autocomplete?: string;
@@ -196,7 +220,7 @@ export interface FieldOptions {
  * caller decides which): focus lands on it without any script.
  */
 export function field(f: FieldOptions, t: Messages): Html {
-  const id = `f-${f.name}`;
+  const id = f.id ?? `f-${f.name}`;
   const described = [f.hint ? `${id}-hint` : '', f.error ? `${id}-error` : ''].filter(Boolean).join(' ');
   return html`<div class="field">
 <label for="${id}">${f.label}</label>

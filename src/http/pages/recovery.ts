@@ -4,12 +4,9 @@ import type { AppContext } from '../context.js';
 import { route } from '../route.js';
 import type { Route } from '../route.js';
 import { email as emailSchema, newPassword } from '../schemas.js';
-import type { Asset } from './assets.js';
 import { html } from './html.js';
-import type { PageKit } from './layout.js';
+import type { PageAssets, PageKit } from './layout.js';
 import { alert, field, formFields, page, pageKit } from './layout.js';
-
-type Assets = { css: Asset; js: Asset };
 
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
@@ -20,7 +17,7 @@ const TOKEN = /^[A-Za-z0-9_-]{43}$/;
  * spends the token. The forgot page answers the same whether or not the
  * account exists, like the JSON route.
  */
-export function recoveryPages(prefix: string, assets: Assets, minPasswordLength: number): Route[] {
+export function recoveryPages(prefix: string, assets: PageAssets, minPasswordLength: number): Route[] {
   const kitOf = (c: AppContext) => pageKit(c, assets, c.get('form'));
   return [
     route({

@@ -4,6 +4,7 @@ import * as m002 from './002_account_lifecycle.js';
 import * as m003 from './003_audit_log.js';
 import * as m004 from './004_defences.js';
 import * as m005 from './005_hardening.js';
+import * as m007 from './007_passkeys.js';
 import * as m008 from './008_oidc.js';
 
 /** Versioned migrations, applied in name order; never edit one that has shipped. */
@@ -13,6 +14,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '003_audit_log': m003,
   '004_defences': m004,
   '005_hardening': m005,
+  '007_passkeys': m007,
   '008_oidc': m008,
 };
 
