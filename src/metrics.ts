@@ -26,6 +26,9 @@ interface Series {
   count: number;
   sum: number;
   buckets: number[];
+  /** `requests` keys of this route by status. */
+  statuses: Map<number, string>;
+  labels: string;
 }
 
 /**
@@ -36,6 +39,7 @@ interface Series {
 export class Metrics {
   readonly #requests = new Map<string, number>();
   readonly #durations = new Map<string, Series>();
+  readonly #byRoute = new Map<string, Series>();
   readonly #events = new Map<string, number>();
   readonly #pool: HashPool;
 
@@ -44,16 +48,20 @@ export class Metrics {
   }
 
   observe(method: string, route: string, status: number, seconds: number): void {
-    const key = `method="${method}",route="${escape(route)}",status="${status}"`;
-    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
-    const durationKey = `method="${method}",route="${escape(route)}"`;
-    let series = this.#durations.get(durationKey);
-    if (!series) this.#durations.set(durationKey, (series = { count: 0, sum: 0, buckets: BUCKETS.map(() => 0) }));
+    // The label strings are built once per route and status, not per request.
+    const routeKey = `${method} ${route}`;
+    let series = this.#byRoute.get(routeKey);
+    if (!series) {
+      const labels = `method="${method}",route="${escape(route)}"`;
+      this.#durations.set(labels, (series = { count: 0, sum: 0, buckets: BUCKETS.map(() => 0), statuses: new Map(), labels }));
+      this.#byRoute.set(routeKey, series);
+    }
+    const statusKey = series.statuses.get(status) ?? `${series.labels},status="${status}"`;
+    series.statuses.set(status, statusKey);
+    this.#requests.set(statusKey, (this.#requests.get(statusKey) ?? 0) + 1);
     series.count++;
     series.sum += seconds;
-    BUCKETS.forEach((bound, i) => {
-      if (seconds <= bound) series.buckets[i]++;
-    });
+    for (let i = BUCKETS.length - 1; i >= 0 && seconds <= BUCKETS[i]; i--) series.buckets[i]++;
   }
 
   /** Counts a security or account event (`auth.signin_failed`, `security.refresh_token_reuse`, …). */

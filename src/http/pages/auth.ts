@@ -1,10 +1,10 @@
-import { getCookie, setCookie } from 'hono/cookie';
+import { getCookie } from 'hono/cookie';
 import { isSignetError } from '../../errors.js';
 import type { SignInResult } from '../../core/users.js';
 import type { MfaProof } from '../../core/mfa.js';
 import { PASSWORD_MAX_LENGTH } from '../../core/passwords.js';
 import type { AppContext } from '../context.js';
-import { clearSessionCookies, cookieNames, cookieSession, setDeviceCookie } from '../cookies.js';
+import { clearSessionCookies, cookieNames, cookieSession, setCookie, setDeviceCookie } from '../cookies.js';
 import { route } from '../route.js';
 import type { Route } from '../route.js';
 import { authenticationResponse, currentPassword, email as emailSchema, name as nameSchema, newPassword, username as usernameSchema } from '../schemas.js';
