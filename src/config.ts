@@ -22,6 +22,8 @@ export interface SignetConfig {
   audience: string;
   accessTokenTtl: number;
   refreshIdleTtl: number;
+  /** Seconds a cached live session may answer a read without the database (0: no cache). */
+  sessionCacheTtl: number;
   sessionAbsoluteTtl: number;
   refreshReuseGrace: number;
   keyRotationOverlap: number;
@@ -203,6 +205,14 @@ export const OPTIONS: readonly Option[] = [
     default: String(30 * DAY),
     description: 'Idle session lifetime: a refresh token expires this many seconds after it is issued',
     parse: integer(60, 400 * DAY),
+  },
+  {
+    env: 'SESSION_CACHE_TTL',
+    key: 'sessionCacheTtl',
+    default: '10',
+    description:
+      'Seconds a checked session may answer token reads (GET routes) from memory; every session end and account change drops it at once, on every instance sharing REDIS_URL; 0 turns the cache off',
+    parse: integer(0, 300),
   },
   {
     env: 'SESSION_TTL',

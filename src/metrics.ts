@@ -1,4 +1,5 @@
 import type { HashPool } from './core/hash-pool.js';
+import type { SessionCache } from './core/session-cache.js';
 
 /** Upper bounds of the request-duration histogram, seconds. */
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -42,9 +43,11 @@ export class Metrics {
   readonly #byRoute = new Map<string, Series>();
   readonly #events = new Map<string, number>();
   readonly #pool: HashPool;
+  readonly #sessionCache: SessionCache;
 
-  constructor(pool: HashPool) {
-    this.#pool = pool;
+  constructor(options: { pool: HashPool; sessionCache: SessionCache }) {
+    this.#pool = options.pool;
+    this.#sessionCache = options.sessionCache;
   }
 
   observe(method: string, route: string, status: number, seconds: number): void {
@@ -100,6 +103,21 @@ export class Metrics {
       '# HELP signet_hash_completed_total Hashes computed.',
       '# TYPE signet_hash_completed_total counter',
       `signet_hash_completed_total ${pool.completed}`,
+    );
+    const cache = this.#sessionCache.stats();
+    lines.push(
+      '# HELP signet_session_cache_entries Live sessions held for token reads.',
+      '# TYPE signet_session_cache_entries gauge',
+      `signet_session_cache_entries ${cache.size}`,
+      '# HELP signet_session_cache_hits_total Token reads answered from the session cache.',
+      '# TYPE signet_session_cache_hits_total counter',
+      `signet_session_cache_hits_total ${cache.hits}`,
+      '# HELP signet_session_cache_misses_total Token reads that went to the database.',
+      '# TYPE signet_session_cache_misses_total counter',
+      `signet_session_cache_misses_total ${cache.misses}`,
+      '# HELP signet_session_cache_enabled 1 while the cache may store (0: off, or invalidations from other instances cannot arrive).',
+      '# TYPE signet_session_cache_enabled gauge',
+      `signet_session_cache_enabled ${cache.enabled ? 1 : 0}`,
     );
     const memory = process.memoryUsage();
     lines.push(

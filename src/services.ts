@@ -8,6 +8,8 @@ import { HashPool } from './core/hash-pool.js';
 import { Keyring } from './core/keys.js';
 import { PasswordHasher } from './core/passwords.js';
 import { SessionEnds } from './core/session-ends.js';
+import { SessionCache } from './core/session-cache.js';
+import { CacheBus } from './core/cache-bus.js';
 import { createOidc } from './core/oidc/index.js';
 import type { Oidc } from './core/oidc/index.js';
 import { SessionService } from './core/sessions.js';
@@ -118,7 +120,8 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config);
   const pool = new HashPool(config.hashConcurrency);
-  const metrics = new Metrics(pool);
+  const sessionCache = new SessionCache({ ttlMs: config.sessionCacheTtl * 1000, max: SESSION_CACHE_MAX });
+  const metrics = new Metrics({ pool, sessionCache });
 
   const db = openDb({
     databaseUrl: config.databaseUrl,
@@ -144,8 +147,11 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     onError: (error, lost) => logger.error({ err: error instanceof Error ? error.message : String(error), lost }, 'audit log write failed'),
   });
   const floods = new FloodLog(logger);
+  let cacheBus: CacheBus | undefined;
   const onEvent = (event: string, fields: Record<string, unknown>) => {
     metrics.event(event);
+    // A change to an account drops its cached sessions here and on every other instance.
+    if (ACCOUNT_CHANGE.test(event) && typeof fields.userId === 'string') cacheBus?.forgetUser(fields.userId);
     // Load events carry no account: counted, logged in summary, never one row per request (a flood
     // would otherwise spend on bookkeeping the CPU that shedding it was meant to save).
     if (FLOOD_EVENTS.has(event)) return floods.count(event);
@@ -169,7 +175,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       );
     }
     const ends = new SessionEnds();
-    const sessions = new SessionService({ db, tokens, clock, config, onEvent, ends });
+    const sessions = new SessionService({ db, tokens, clock, config, onEvent, ends, cache: sessionCache });
     const oidc = createOidc({ db, clock, keyring, tokens, sessions, ends, config, onEvent });
     const retention = new Retention({ db, clock, config, onEvent });
     const mailer = new Mailer({
@@ -184,6 +190,14 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       onEvent,
     });
     redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
+    const bus = (cacheBus = new CacheBus({
+      cache: sessionCache,
+      redis,
+      channel: `${config.redisPrefix}:session-cache`,
+      onError: (error) => logger.debug({ err: error.message }, 'session cache invalidation not published'),
+    }));
+    // Ends published on this instance reach the others' caches too.
+    ends.subscribe((ended) => bus.forgetSessions(ended.map((s) => s.id)));
     const limits = new Limits({ enabled: config.rateLimits, redis, prefix: config.redisPrefix, onEvent });
     const guard = new SignInGuard({ limits, hasher, config, onEvent });
     const lifecycle = new AccountLifecycle({ db, hasher, mailer, limits, guard, clock, config, onEvent, ends });
@@ -226,6 +240,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
         await mailer.close();
         // After everything that reports events, before the store closes.
         await audit.close();
+        await bus.close();
         redis?.disconnect();
         await pool.close();
         await db.close();
@@ -254,6 +269,12 @@ function connectRedis(url: string, logger: Logger): Redis {
   });
   return redis;
 }
+
+/** Entries of the session cache: about 2 KB each, so at most ~20 MB. */
+const SESSION_CACHE_MAX = 10_000;
+
+/** Events that change what a cached session says about its user (profile, e-mail, MFA, disabled…). */
+const ACCOUNT_CHANGE = /^(account|admin|user)\./;
 
 /** Events that arrive once per refused request during a flood. */
 const FLOOD_EVENTS = new Set(['security.signin_shed', 'security.signup_shed', 'security.reauth_shed', 'security.client_rate_limited']);

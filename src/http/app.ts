@@ -216,7 +216,8 @@ function apiHandler(r: Route, services: Services) {
     const credential = r.auth === 'bearer' || r.auth === 'bearer-or-body' ? accessCredential(c) : undefined;
     if (r.auth === 'bearer' || (r.auth === 'bearer-or-body' && credential !== undefined)) {
       if (credential === undefined) throw new SignetError('missing_token');
-      const auth = await services.sessions.authenticate(credential.token);
+      // Reads may take a session checked moments ago (see session-cache.ts); changes always see the database.
+      const auth = await services.sessions.authenticate(credential.token, { cached: r.method === 'GET' });
       // A cookie is sent by the browser on its own: state changes need proof the page is ours.
       if (credential.via === 'cookie' && r.method !== 'GET') assertCsrf(c, auth.session.id);
       c.set('auth', auth);
