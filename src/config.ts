@@ -22,6 +22,8 @@ export interface SignetConfig {
   audience: string;
   accessTokenTtl: number;
   refreshIdleTtl: number;
+  /** SQLite's `synchronous` (WAL mode): `normal` or `full` (every commit waits for the disk). */
+  sqliteSynchronous: 'normal' | 'full';
   /** Seconds a cached live session may answer a read without the database (0: no cache). */
   sessionCacheTtl: number;
   sessionAbsoluteTtl: number;
@@ -170,6 +172,17 @@ export const OPTIONS: readonly Option[] = [
     parse: (value: string, env: string) => {
       if (!/^postgres(ql)?:\/\//.test(value)) throw new ConfigError(`${env} must start with postgres:// or postgresql://`);
       return value;
+    },
+  },
+  {
+    env: 'SQLITE_SYNCHRONOUS',
+    key: 'sqliteSynchronous',
+    default: 'normal',
+    description:
+      'normal: a commit survives the process being killed, a power loss may take the last ones; full: every commit waits for the disk (slower, blocks the event loop)',
+    parse: (v: string, env: string) => {
+      if (v !== 'normal' && v !== 'full') throw new ConfigError(`${env} must be normal or full, got "${v}"`);
+      return v;
     },
   },
   {

@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import type { SqliteDatabase } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
@@ -25,10 +26,14 @@ export interface OpenDbOptions {
   dataDir: string;
   /** Called for pool errors that have no request to fail (idle connection dropped). */
   onBackgroundError?: (error: Error) => void;
+  /** SQLite's `synchronous` in WAL mode: `full` syncs every commit to disk, `normal` at checkpoints. */
+  sqliteSynchronous?: 'full' | 'normal';
 }
 
 export function openDb(options: OpenDbOptions): Db {
-  return options.databaseUrl ? openPostgres(options.databaseUrl, options.onBackgroundError) : openSqlite(options.sqlitePath ?? sqliteFile(options.dataDir));
+  return options.databaseUrl
+    ? openPostgres(options.databaseUrl, options.onBackgroundError)
+    : openSqlite(options.sqlitePath ?? sqliteFile(options.dataDir), options.sqliteSynchronous ?? 'full');
 }
 
 function sqliteFile(dataDir: string): string {
@@ -36,18 +41,20 @@ function sqliteFile(dataDir: string): string {
   return join(dataDir, 'signet.db');
 }
 
-function openSqlite(path: string): Db {
+function openSqlite(path: string, synchronous: 'full' | 'normal'): Db {
   const onDisk = path !== ':memory:' && path !== '';
   // SQLite gives the -wal and -shm files the database file's permissions: 0600 all three.
   if (onDisk) createPrivateFile(path);
   const tightened = onDisk ? tightenFiles([path, `${path}-wal`, `${path}-shm`]) : [];
   const database = new SQLite(path);
   database.pragma('journal_mode = WAL');
-  // FULL makes every commit durable in WAL mode (NORMAL may lose the last commits on power loss).
-  database.pragma('synchronous = FULL');
+  // NORMAL: a commit is in the WAL (the OS has it: it survives the process being killed) without waiting
+  // for the disk; a power loss may take the last commits. FULL waits for the disk on every commit, and
+  // better-sqlite3 waits on the event loop (see SQLITE_SYNCHRONOUS in docs/configuration.md).
+  database.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   database.pragma('foreign_keys = ON');
   database.pragma('busy_timeout = 5000');
-  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   return {
     kysely,
     dialect: 'sqlite',
@@ -117,4 +124,29 @@ export function uniqueViolation(error: unknown): string | undefined {
     return /failed: (\S+)/.exec(error.message)?.[1]?.replace('.', '_') ?? 'unknown';
   }
   return undefined;
+}
+
+/** Statements kept prepared (distinct SQL texts; IN lists of other lengths are other texts). */
+const STATEMENT_CACHE = 256;
+
+/**
+ * Kysely prepares every query it runs; preparing costs more than running most
+ * of Signet's. The database Kysely sees keeps each SQL text's statement (a
+ * bounded map, oldest first out). Safe because better-sqlite3 runs a statement
+ * to completion before the next one starts.
+ */
+function withStatementCache(database: SQLite.Database): SqliteDatabase {
+  const statements = new Map<string, SQLite.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(text: string) {
+      let statement = statements.get(text);
+      if (!statement) {
+        statement = database.prepare(text);
+        if (statements.size >= STATEMENT_CACHE) statements.delete(statements.keys().next().value as string);
+        statements.set(text, statement);
+      }
+      return statement;
+    },
+  };
 }
