@@ -2,7 +2,8 @@ import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
 import type { SqliteDatabase } from 'kysely';
-import pg from 'pg';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
 import { createPrivateFile, privateDirectory, tightenFiles } from './files.js';
@@ -69,8 +70,12 @@ function openSqlite(path: string, synchronous: 'full' | 'normal'): Db {
 
 const INT8_OID = 20;
 
+/** Loaded only when PostgreSQL is used (it costs an embedded start ~80 ms and ~15 MB). */
+const require = createRequire(import.meta.url);
+
 function openPostgres(connectionString: string, onBackgroundError?: (error: Error) => void): Db {
-  const pool = new pg.Pool({
+  const { Pool, types } = require('pg') as typeof pg;
+  const pool = new Pool({
     connectionString,
     max: 10,
     // A store that is down must answer 503 quickly, not hang the request.
@@ -79,7 +84,7 @@ function openPostgres(connectionString: string, onBackgroundError?: (error: Erro
     // BIGINT columns hold epoch milliseconds, well inside Number's exact range.
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === INT8_OID ? (value: string) => Number(value) : (pg.types.getTypeParser(oid, format) as unknown)) as typeof pg.types.getTypeParser,
+        oid === INT8_OID ? (value: string) => Number(value) : (types.getTypeParser(oid, format) as unknown)) as typeof types.getTypeParser,
     },
   });
   // Without listeners, a client losing its connection (idle in the pool, or checked
