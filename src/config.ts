@@ -16,6 +16,10 @@ export interface SignetConfig {
   publicUrl: string;
   dataDir: string;
   databaseUrl: string | undefined;
+  /** Longest a database query may take, seconds (statement, query and connect timeouts). */
+  databaseTimeout: number;
+  /** Seconds in-flight requests get to finish after SIGTERM/SIGINT before their connections are cut. */
+  shutdownGrace: number;
   jwtSecret: string | undefined;
   masterSecret: string | undefined;
   jwtAlgorithm: SigningAlgorithm;
@@ -169,6 +173,21 @@ export const OPTIONS: readonly Option[] = [
       if (!/^postgres(ql)?:\/\//.test(value)) throw new ConfigError(`${env} must start with postgres:// or postgresql://`);
       return value;
     },
+  },
+  {
+    env: 'DATABASE_TIMEOUT',
+    key: 'databaseTimeout',
+    default: '5',
+    description:
+      'Longest a request waits for the database, seconds: PostgreSQL statement, query and connect timeouts, SQLite busy timeout; past it the request answers 503',
+    parse: integer(1, 300),
+  },
+  {
+    env: 'SHUTDOWN_GRACE',
+    key: 'shutdownGrace',
+    default: '10',
+    description: 'Seconds in-flight requests get to finish after SIGTERM or SIGINT; connections still open then are cut (and counted in the log)',
+    parse: integer(0, 600),
   },
   {
     env: 'JWT_SECRET',

@@ -56,6 +56,8 @@ export interface Services {
   retention: Retention;
   /** The OpenID Provider (its routes exist only with asymmetric keys). */
   oidc: Oidc;
+  /** Set by the server when it starts draining for shutdown: `/readyz` then answers 503 so load balancers stop sending. */
+  readiness: { draining: boolean };
   close(): Promise<void>;
 }
 
@@ -195,6 +197,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       audit,
       retention,
       oidc,
+      readiness: { draining: false },
       async close() {
         await retention.close();
         await oidc.logout.settle();
@@ -203,7 +206,8 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
         await mailer.close();
         // After everything that reports events, before the store closes.
         await audit.close();
-        redis?.disconnect();
+        // QUIT lets Redis finish what was sent; while it is unreachable, just drop the socket.
+        await redis?.quit().catch(() => redis?.disconnect());
         await pool.close();
         await db.close();
       },

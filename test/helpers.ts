@@ -105,8 +105,8 @@ export async function startTestServer(
   return {
     ...running,
     clock,
-    async close() {
-      await running.close();
+    async close(closeOptions) {
+      await running.close(closeOptions);
       await pgSchema?.drop();
     },
     async call(method, path, { body, token, headers = {} } = {}) {
