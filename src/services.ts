@@ -103,6 +103,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
   const db = openDb({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
+    timeoutMs: config.databaseTimeout * 1000,
     ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
     onBackgroundError: (error) => logger.warn({ err: error.message }, 'database connection error'),
   });

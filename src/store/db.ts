@@ -25,10 +25,18 @@ export interface OpenDbOptions {
   dataDir: string;
   /** Called for pool errors that have no request to fail (idle connection dropped). */
   onBackgroundError?: (error: Error) => void;
+  /**
+   * Longest a query (or waiting for a connection) may take, ms (DATABASE_TIMEOUT);
+   * past it the query fails and the request answers 503. Default 5000.
+   */
+  timeoutMs?: number;
 }
 
 export function openDb(options: OpenDbOptions): Db {
-  return options.databaseUrl ? openPostgres(options.databaseUrl, options.onBackgroundError) : openSqlite(options.sqlitePath ?? sqliteFile(options.dataDir));
+  const timeoutMs = options.timeoutMs ?? 5000;
+  return options.databaseUrl
+    ? openPostgres(options.databaseUrl, timeoutMs, options.onBackgroundError)
+    : openSqlite(options.sqlitePath ?? sqliteFile(options.dataDir), timeoutMs);
 }
 
 function sqliteFile(dataDir: string): string {
@@ -36,7 +44,7 @@ function sqliteFile(dataDir: string): string {
   return join(dataDir, 'signet.db');
 }
 
-function openSqlite(path: string): Db {
+function openSqlite(path: string, timeoutMs: number): Db {
   const onDisk = path !== ':memory:' && path !== '';
   // SQLite gives the -wal and -shm files the database file's permissions: 0600 all three.
   if (onDisk) createPrivateFile(path);
@@ -46,7 +54,8 @@ function openSqlite(path: string): Db {
   // FULL makes every commit durable in WAL mode (NORMAL may lose the last commits on power loss).
   database.pragma('synchronous = FULL');
   database.pragma('foreign_keys = ON');
-  database.pragma('busy_timeout = 5000');
+  // Another process holding the write lock (a CLI command, a backup) makes a writer wait this long, then SQLITE_BUSY (503).
+  database.pragma(`busy_timeout = ${Math.floor(timeoutMs)}`);
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
   return {
     kysely,
@@ -62,12 +71,25 @@ function openSqlite(path: string): Db {
 
 const INT8_OID = 20;
 
-function openPostgres(connectionString: string, onBackgroundError?: (error: Error) => void): Db {
+/** pg's message when `query_timeout` passes: the server may never answer on that connection again. */
+const QUERY_TIMEOUT = 'Query read timeout';
+
+function openPostgres(connectionString: string, timeoutMs: number, onBackgroundError?: (error: Error) => void): Db {
   const pool = new pg.Pool({
     connectionString,
     max: 10,
-    // A store that is down must answer 503 quickly, not hang the request.
-    connectionTimeoutMillis: 3000,
+    // A store that is down, or reachable but not answering, must answer 503 within
+    // DATABASE_TIMEOUT, not hang the request: waiting for a pooled connection or a new
+    // one, and each query (the server cancels it; the client stops waiting for a
+    // server that does not even do that), are bounded alike.
+    connectionTimeoutMillis: timeoutMs,
+    statement_timeout: timeoutMs,
+    query_timeout: timeoutMs + 250,
+    // A transaction left open by a stalled client must not hold its row locks forever.
+    idle_in_transaction_session_timeout: timeoutMs * 2,
+    // Finds a dead peer on an idle pooled connection instead of failing the next request on it.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     idleTimeoutMillis: 30_000,
     // BIGINT columns hold epoch milliseconds, well inside Number's exact range.
     types: {
@@ -80,13 +102,14 @@ function openPostgres(connectionString: string, onBackgroundError?: (error: Erro
   // The request using it still fails on its own and answers 503.
   pool.on('error', (error) => onBackgroundError?.(error));
   pool.on('connect', (client) => client.on('error', (error) => onBackgroundError?.(error)));
-  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const guarded = discardingTimedOut(pool);
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: guarded }) });
   return {
     kysely,
     dialect: 'postgres',
     tightened: [],
     ping: async () => {
-      const client = await pool.connect();
+      const client = await guarded.connect();
       try {
         await client.query('select 1');
       } finally {
@@ -95,6 +118,28 @@ function openPostgres(connectionString: string, onBackgroundError?: (error: Erro
     },
     close: () => kysely.destroy(),
   };
+}
+
+/**
+ * The pool as Kysely sees it, except that a connection whose query timed out is
+ * destroyed on release rather than reused: the server may still answer the
+ * abandoned query on it (or never answer anything again).
+ */
+function discardingTimedOut(pool: pg.Pool): pg.Pool {
+  const connect = async () => {
+    const client = await pool.connect();
+    let timedOut = false;
+    const query = async (...args: unknown[]) =>
+      (client.query as (...a: unknown[]) => Promise<unknown>)(...args).catch((error: unknown) => {
+        if (error instanceof Error && error.message === QUERY_TIMEOUT) timedOut = true;
+        throw error;
+      });
+    // Kysely passes `true` for a connection it discards itself.
+    const release = (destroy?: boolean | Error) => client.release(timedOut ? new Error(QUERY_TIMEOUT) : destroy);
+    return { query, release } as unknown as pg.PoolClient;
+  };
+  // Kysely's PostgresDriver uses these two only.
+  return { connect, end: () => pool.end() } as unknown as pg.Pool;
 }
 
 export async function migrate(db: Db): Promise<string[]> {
