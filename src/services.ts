@@ -28,6 +28,7 @@ import { Limits } from './core/limits.js';
 import { loadTemplates } from './core/mail-templates.js';
 import { Mailer } from './core/mailer.js';
 import { Metrics } from './metrics.js';
+import { OutageLog } from './outages.js';
 import { migrate, openDb } from './store/db.js';
 import type { Db } from './store/db.js';
 
@@ -56,6 +57,8 @@ export interface Services {
   retention: Retention;
   /** The OpenID Provider (its routes exist only with asymmetric keys). */
   oidc: Oidc;
+  /** Database, Redis and mail-queue outages, logged once, summarised, and once more when they end. */
+  outages: OutageLog;
   /** Set by the server when it starts draining for shutdown: `/readyz` then answers 503 so load balancers stop sending. */
   readiness: { draining: boolean };
   close(): Promise<void>;
@@ -100,12 +103,19 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
   const pool = new HashPool(config.hashConcurrency);
   const metrics = new Metrics(pool);
 
+  // The queue lives in the database: both are back when it answers.
+  const ping = async () => db.ping();
+  const outages = new OutageLog({
+    logger,
+    probes: { database: ping, 'mail queue': ping },
+    consequences: { redis: 'rate limits fall back to per-instance memory', database: 'requests that need it answer 503' },
+  });
   const db = openDb({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     timeoutMs: config.databaseTimeout * 1000,
     ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
-    onBackgroundError: (error) => logger.warn({ err: error.message }, 'database connection error'),
+    onBackgroundError: (error) => outages.failed('database', error),
   });
   for (const path of db.tightened) logger.warn({ path }, 'made a data file private (0600): it was readable by other users');
   let atRest: AtRestSecret;
@@ -127,6 +137,8 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
   const floods = new FloodLog(logger);
   const onEvent = (event: string, fields: Record<string, unknown>) => {
     metrics.event(event);
+    // The queue is polled every second: during an outage, one line and a count, not one a second.
+    if (event === 'mail.queue_error') return outages.failed('mail queue', new Error(String(fields.error)));
     // Load events carry no account: counted, logged in summary, never one row per request (a flood
     // would otherwise spend on bookkeeping the CPU that shedding it was meant to save).
     if (FLOOD_EVENTS.has(event)) return floods.count(event);
@@ -164,7 +176,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       sealer,
       onEvent,
     });
-    redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
+    redis = config.redisUrl ? connectRedis(config.redisUrl, outages) : undefined;
     const limits = new Limits({ enabled: config.rateLimits, redis, prefix: config.redisPrefix, onEvent });
     const guard = new SignInGuard({ limits, hasher, config, onEvent });
     const lifecycle = new AccountLifecycle({ db, hasher, mailer, limits, guard, clock, config, onEvent, ends });
@@ -198,6 +210,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       audit,
       retention,
       oidc,
+      outages,
       readiness: { draining: false },
       async close() {
         await retention.close();
@@ -210,6 +223,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
         // QUIT lets Redis finish what was sent; while it is unreachable, just drop the socket.
         await redis?.quit().catch(() => redis?.disconnect());
         await pool.close();
+        outages.close();
         await db.close();
       },
     };
@@ -217,6 +231,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     await audit.close();
     redis?.disconnect();
     await pool.close();
+    outages.close();
     await db.close();
     throw error;
   }
@@ -224,16 +239,13 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
 
 /**
  * Redis for shared rate-limit counters. Commands fail fast while it is down
- * (the limiter then falls back to memory); errors are logged at most every 30 s.
+ * (the limiter then falls back to memory); the outage is logged once when it
+ * starts, summarised while it lasts, and once when Redis is back.
  */
-function connectRedis(url: string, logger: Logger): Redis {
+function connectRedis(url: string, outages: OutageLog): Redis {
   const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
-  let lastLogged = 0;
-  redis.on('error', (error: Error) => {
-    if (Date.now() - lastLogged < 30_000) return;
-    lastLogged = Date.now();
-    logger.warn({ err: error.message }, 'Redis unreachable: rate limits fall back to per-instance memory');
-  });
+  redis.on('error', (error: Error) => outages.failed('redis', error));
+  redis.on('ready', () => outages.recovered('redis'));
   return redis;
 }
 
