@@ -16,6 +16,8 @@ export interface SignetConfig {
   publicUrl: string;
   dataDir: string;
   databaseUrl: string | undefined;
+  /** PostgreSQL connections each instance may hold at once. */
+  databasePoolMax: number;
   /** Longest a database query may take, seconds (statement, query and connect timeouts). */
   databaseTimeout: number;
   /** Seconds in-flight requests get to finish after SIGTERM/SIGINT before their connections are cut. */
@@ -173,6 +175,13 @@ export const OPTIONS: readonly Option[] = [
       if (!/^postgres(ql)?:\/\//.test(value)) throw new ConfigError(`${env} must start with postgres:// or postgresql://`);
       return value;
     },
+  },
+  {
+    env: 'DATABASE_POOL_MAX',
+    key: 'databasePoolMax',
+    default: '10',
+    description: 'PostgreSQL connections each instance holds at most; instances times this must stay under PostgreSQL max_connections (or use a pooler)',
+    parse: integer(1, 1000),
   },
   {
     env: 'DATABASE_TIMEOUT',

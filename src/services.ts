@@ -114,6 +114,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     timeoutMs: config.databaseTimeout * 1000,
+    poolMax: config.databasePoolMax,
     ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
     onBackgroundError: (error) => outages.failed('database', error),
   });

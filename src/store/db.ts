@@ -30,12 +30,14 @@ export interface OpenDbOptions {
    * past it the query fails and the request answers 503. Default 5000.
    */
   timeoutMs?: number;
+  /** PostgreSQL pool size (DATABASE_POOL_MAX). Default 10. */
+  poolMax?: number;
 }
 
 export function openDb(options: OpenDbOptions): Db {
   const timeoutMs = options.timeoutMs ?? 5000;
   return options.databaseUrl
-    ? openPostgres(options.databaseUrl, timeoutMs, options.onBackgroundError)
+    ? openPostgres(options.databaseUrl, { timeoutMs, poolMax: options.poolMax ?? 10 }, options.onBackgroundError)
     : openSqlite(options.sqlitePath ?? sqliteFile(options.dataDir), timeoutMs);
 }
 
@@ -74,10 +76,11 @@ const INT8_OID = 20;
 /** pg's message when `query_timeout` passes: the server may never answer on that connection again. */
 const QUERY_TIMEOUT = 'Query read timeout';
 
-function openPostgres(connectionString: string, timeoutMs: number, onBackgroundError?: (error: Error) => void): Db {
+function openPostgres(connectionString: string, limits: { timeoutMs: number; poolMax: number }, onBackgroundError?: (error: Error) => void): Db {
+  const { timeoutMs, poolMax } = limits;
   const pool = new pg.Pool({
     connectionString,
-    max: 10,
+    max: poolMax,
     // A store that is down, or reachable but not answering, must answer 503 within
     // DATABASE_TIMEOUT, not hang the request: waiting for a pooled connection or a new
     // one, and each query (the server cancels it; the client stops waiting for a
