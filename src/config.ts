@@ -16,6 +16,12 @@ export interface SignetConfig {
   publicUrl: string;
   dataDir: string;
   databaseUrl: string | undefined;
+  /** PostgreSQL connections each instance may hold at once. */
+  databasePoolMax: number;
+  /** Longest a database query may take, seconds (statement, query and connect timeouts). */
+  databaseTimeout: number;
+  /** Seconds in-flight requests get to finish after SIGTERM/SIGINT before their connections are cut. */
+  shutdownGrace: number;
   jwtSecret: string | undefined;
   masterSecret: string | undefined;
   jwtAlgorithm: SigningAlgorithm;
@@ -184,6 +190,28 @@ export const OPTIONS: readonly Option[] = [
       if (v !== 'normal' && v !== 'full') throw new ConfigError(`${env} must be normal or full, got "${v}"`);
       return v;
     },
+  },
+  {
+    env: 'DATABASE_POOL_MAX',
+    key: 'databasePoolMax',
+    default: '10',
+    description: 'PostgreSQL connections each instance holds at most; instances times this must stay under PostgreSQL max_connections (or use a pooler)',
+    parse: integer(1, 1000),
+  },
+  {
+    env: 'DATABASE_TIMEOUT',
+    key: 'databaseTimeout',
+    default: '5',
+    description:
+      'Longest a request waits for the database, seconds: PostgreSQL statement, query and connect timeouts, SQLite busy timeout; past it the request answers 503',
+    parse: integer(1, 300),
+  },
+  {
+    env: 'SHUTDOWN_GRACE',
+    key: 'shutdownGrace',
+    default: '10',
+    description: 'Seconds in-flight requests get to finish after SIGTERM or SIGINT; connections still open then are cut (and counted in the log)',
+    parse: integer(0, 600),
   },
   {
     env: 'JWT_SECRET',

@@ -31,6 +31,7 @@ import { Limits } from './core/limits.js';
 import { loadTemplates } from './core/mail-templates.js';
 import { Mailer } from './core/mailer.js';
 import { Metrics } from './metrics.js';
+import { OutageLog } from './outages.js';
 import { migrate, openDb } from './store/db.js';
 import type { Db } from './store/db.js';
 
@@ -61,6 +62,10 @@ export interface Services {
   oidc: Oidc;
   /** One log line per answered request (see requestLogger). */
   requestLog(requestId: string, method: string, route: string, status: number, ms: number): void;
+  /** Database, Redis and mail-queue outages, logged once, summarised, and once more when they end. */
+  outages: OutageLog;
+  /** Set by the server when it starts draining for shutdown: `/readyz` then answers 503 so load balancers stop sending. */
+  readiness: { draining: boolean };
   close(): Promise<void>;
 }
 
@@ -124,12 +129,21 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
   const sessionCache = new SessionCache({ ttlMs: config.sessionCacheTtl * 1000, max: SESSION_CACHE_MAX });
   const metrics = new Metrics({ pool, sessionCache });
 
+  // The queue lives in the database: both are back when it answers.
+  const ping = async () => db.ping();
+  const outages = new OutageLog({
+    logger,
+    probes: { database: ping, 'mail queue': ping },
+    consequences: { redis: 'rate limits fall back to per-instance memory', database: 'requests that need it answer 503' },
+  });
   const db = openDb({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
     sqliteSynchronous: config.sqliteSynchronous,
+    timeoutMs: config.databaseTimeout * 1000,
+    poolMax: config.databasePoolMax,
     ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
-    onBackgroundError: (error) => logger.warn({ err: error.message }, 'database connection error'),
+    onBackgroundError: (error) => outages.failed('database', error),
   });
   for (const path of db.tightened) logger.warn({ path }, 'made a data file private (0600): it was readable by other users');
   let atRest: AtRestSecret;
@@ -154,6 +168,8 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     metrics.event(event);
     // A change to an account drops its cached sessions here and on every other instance.
     if (ACCOUNT_CHANGE.test(event) && typeof fields.userId === 'string') cacheBus?.forgetUser(fields.userId);
+    // The queue is polled every second: during an outage, one line and a count, not one a second.
+    if (event === 'mail.queue_error') return outages.failed('mail queue', new Error(String(fields.error)));
     // Load events carry no account: counted, logged in summary, never one row per request (a flood
     // would otherwise spend on bookkeeping the CPU that shedding it was meant to save).
     if (FLOOD_EVENTS.has(event)) return floods.count(event);
@@ -191,7 +207,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       sealer,
       onEvent,
     });
-    redis = config.redisUrl ? connectRedis(config.redisUrl, logger) : undefined;
+    redis = config.redisUrl ? connectRedis(config.redisUrl, outages) : undefined;
     const bus = (cacheBus = new CacheBus({
       cache: sessionCache,
       redis,
@@ -234,6 +250,8 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       retention,
       oidc,
       requestLog: requestLogger(logger),
+      outages,
+      readiness: { draining: false },
       async close() {
         await retention.close();
         await oidc.logout.settle();
@@ -243,8 +261,10 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
         // After everything that reports events, before the store closes.
         await audit.close();
         await bus.close();
-        redis?.disconnect();
+        // QUIT lets Redis finish what was sent; while it is unreachable, just drop the socket.
+        await redis?.quit().catch(() => redis?.disconnect());
         await pool.close();
+        outages.close();
         await db.close();
       },
     };
@@ -252,6 +272,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     await audit.close();
     redis?.disconnect();
     await pool.close();
+    outages.close();
     await db.close();
     throw error;
   }
@@ -259,20 +280,17 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
 
 /**
  * Redis for shared rate-limit counters. Commands fail fast while it is down
- * (the limiter then falls back to memory); errors are logged at most every 30 s.
+ * (the limiter then falls back to memory); the outage is logged once when it
+ * starts, summarised while it lasts, and once when Redis is back.
  */
 /** ioredis is loaded only with REDIS_URL (it costs a start ~0.2 s and ~20 MB). */
 const require = createRequire(import.meta.url);
 
-function connectRedis(url: string, logger: Logger): Redis {
+function connectRedis(url: string, outages: OutageLog): Redis {
   const { Redis: Client } = require('ioredis') as typeof import('ioredis');
   const redis = new Client(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
-  let lastLogged = 0;
-  redis.on('error', (error: Error) => {
-    if (Date.now() - lastLogged < 30_000) return;
-    lastLogged = Date.now();
-    logger.warn({ err: error.message }, 'Redis unreachable: rate limits fall back to per-instance memory');
-  });
+  redis.on('error', (error: Error) => outages.failed('redis', error));
+  redis.on('ready', () => outages.recovered('redis'));
   return redis;
 }
 

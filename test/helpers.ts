@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inject } from 'vitest';
 import pg from 'pg';
+import { pino } from 'pino';
+import type { Logger } from 'pino';
 import type { SignetConfig } from '../src/config.js';
 import { loadConfig } from '../src/config.js';
 import type { Clock } from '../src/core/clock.js';
@@ -89,7 +91,7 @@ export function testConfig(overrides: Partial<SignetConfig> = {}): Partial<Signe
 export async function startTestServer(
   dialect: DialectName,
   overrides: Partial<SignetConfig> = {},
-  options: { clock?: TestClock; databaseUrl?: string } = {},
+  options: { clock?: TestClock; databaseUrl?: string; logger?: Logger } = {},
 ): Promise<TestServer> {
   const clock = options.clock ?? new TestClock();
   const pgSchema = dialect === 'postgres' && !options.databaseUrl ? await createPostgresSchema() : undefined;
@@ -98,6 +100,7 @@ export async function startTestServer(
   const running = await startServer({
     config: { ...base, ...testConfig(overrides), databaseUrl },
     clock,
+    ...(options.logger ? { logger: options.logger } : {}),
     ...(dialect === 'sqlite' ? { sqlitePath: ':memory:' } : {}),
   });
   // The hash timing a new server measures in the background (PasswordHasher.calibrate) is done before a test starts.
@@ -105,8 +108,8 @@ export async function startTestServer(
   return {
     ...running,
     clock,
-    async close() {
-      await running.close();
+    async close(closeOptions) {
+      await running.close(closeOptions);
       await pgSchema?.drop();
     },
     async call(method, path, { body, token, headers = {} } = {}) {
@@ -149,4 +152,11 @@ export async function metricsText(server: { url: string }): Promise<string> {
 export async function eventCount(server: { url: string }, event: string): Promise<number> {
   const line = (await metricsText(server)).split('\n').find((l) => l.startsWith(`signet_events_total{event="${event}"} `));
   return line ? Number(line.split(' ').pop()) : 0;
+}
+
+/** A logger whose lines (parsed) land in `lines`, for tests about what is logged. */
+export function captureLogger(level = 'info'): { logger: Logger; lines: Record<string, unknown>[] } {
+  const lines: Record<string, unknown>[] = [];
+  const logger = pino({ level }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  return { logger, lines };
 }

@@ -191,7 +191,10 @@ export function createApp(services: Services): { app: Hono<AppEnv>; routes: Rout
     if (thrown instanceof HashAbortedError || (error.status >= 500 && c.req.raw.signal.aborted)) {
       // The client went away before its answer: nothing failed that anyone waits for.
       logger.debug({ reqId: c.var.requestId }, 'client went away');
-    } else if (error.status >= 500 && (error.code === 'internal_error' || error instanceof StoreUnavailableError)) {
+    } else if (error instanceof StoreUnavailableError) {
+      // One line when the outage starts, then a count (services.outages): not a stack per request.
+      services.outages.failed('database', error.cause ?? thrown);
+    } else if (error.status >= 500 && error.code === 'internal_error') {
       const cause = error.cause instanceof Error ? error.cause : thrown;
       logger.error({ reqId: c.var.requestId, code: error.code, err: { type: cause.name, message: cause.message, stack: cause.stack } }, 'request failed');
     } else if (error.code === 'invalid_token' && error.cause instanceof Error) {

@@ -29,12 +29,20 @@ export interface OpenDbOptions {
   onBackgroundError?: (error: Error) => void;
   /** SQLite's `synchronous` in WAL mode: `full` syncs every commit to disk, `normal` at checkpoints. */
   sqliteSynchronous?: 'full' | 'normal';
+  /**
+   * Longest a query (or waiting for a connection) may take, ms (DATABASE_TIMEOUT);
+   * past it the query fails and the request answers 503. Default 5000.
+   */
+  timeoutMs?: number;
+  /** PostgreSQL pool size (DATABASE_POOL_MAX). Default 10. */
+  poolMax?: number;
 }
 
 export function openDb(options: OpenDbOptions): Db {
+  const timeoutMs = options.timeoutMs ?? 5000;
   return options.databaseUrl
-    ? openPostgres(options.databaseUrl, options.onBackgroundError)
-    : openSqlite(options.sqlitePath ?? sqliteFile(options.dataDir), options.sqliteSynchronous ?? 'full');
+    ? openPostgres(options.databaseUrl, { timeoutMs, poolMax: options.poolMax ?? 10 }, options.onBackgroundError)
+    : openSqlite(options.sqlitePath ?? sqliteFile(options.dataDir), { timeoutMs, synchronous: options.sqliteSynchronous ?? 'full' });
 }
 
 function sqliteFile(dataDir: string): string {
@@ -42,7 +50,8 @@ function sqliteFile(dataDir: string): string {
   return join(dataDir, 'signet.db');
 }
 
-function openSqlite(path: string, synchronous: 'full' | 'normal'): Db {
+function openSqlite(path: string, options: { timeoutMs: number; synchronous: 'full' | 'normal' }): Db {
+  const { timeoutMs, synchronous } = options;
   const onDisk = path !== ':memory:' && path !== '';
   // SQLite gives the -wal and -shm files the database file's permissions: 0600 all three.
   if (onDisk) createPrivateFile(path);
@@ -54,7 +63,8 @@ function openSqlite(path: string, synchronous: 'full' | 'normal'): Db {
   // better-sqlite3 waits on the event loop (see SQLITE_SYNCHRONOUS in docs/configuration.md).
   database.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   database.pragma('foreign_keys = ON');
-  database.pragma('busy_timeout = 5000');
+  // Another process holding the write lock (a CLI command, a backup) makes a writer wait this long, then SQLITE_BUSY (503).
+  database.pragma(`busy_timeout = ${Math.floor(timeoutMs)}`);
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   return {
     kysely,
@@ -70,16 +80,30 @@ function openSqlite(path: string, synchronous: 'full' | 'normal'): Db {
 
 const INT8_OID = 20;
 
+/** pg's message when `query_timeout` passes: the server may never answer on that connection again. */
+const QUERY_TIMEOUT = 'Query read timeout';
+
 /** Loaded only when PostgreSQL is used (it costs an embedded start ~80 ms and ~15 MB). */
 const require = createRequire(import.meta.url);
 
-function openPostgres(connectionString: string, onBackgroundError?: (error: Error) => void): Db {
+function openPostgres(connectionString: string, limits: { timeoutMs: number; poolMax: number }, onBackgroundError?: (error: Error) => void): Db {
+  const { timeoutMs, poolMax } = limits;
   const { Pool, types } = require('pg') as typeof pg;
   const pool = new Pool({
     connectionString,
-    max: 10,
-    // A store that is down must answer 503 quickly, not hang the request.
-    connectionTimeoutMillis: 3000,
+    max: poolMax,
+    // A store that is down, or reachable but not answering, must answer 503 within
+    // DATABASE_TIMEOUT, not hang the request: waiting for a pooled connection or a new
+    // one, and each query (the server cancels it; the client stops waiting for a
+    // server that does not even do that), are bounded alike.
+    connectionTimeoutMillis: timeoutMs,
+    statement_timeout: timeoutMs,
+    query_timeout: timeoutMs + 250,
+    // A transaction left open by a stalled client must not hold its row locks forever.
+    idle_in_transaction_session_timeout: timeoutMs * 2,
+    // Finds a dead peer on an idle pooled connection instead of failing the next request on it.
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
     idleTimeoutMillis: 30_000,
     // BIGINT columns hold epoch milliseconds, well inside Number's exact range.
     types: {
@@ -92,13 +116,14 @@ function openPostgres(connectionString: string, onBackgroundError?: (error: Erro
   // The request using it still fails on its own and answers 503.
   pool.on('error', (error) => onBackgroundError?.(error));
   pool.on('connect', (client) => client.on('error', (error) => onBackgroundError?.(error)));
-  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const guarded = discardingTimedOut(pool);
+  const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: guarded }) });
   return {
     kysely,
     dialect: 'postgres',
     tightened: [],
     ping: async () => {
-      const client = await pool.connect();
+      const client = await guarded.connect();
       try {
         await client.query('select 1');
       } finally {
@@ -107,6 +132,28 @@ function openPostgres(connectionString: string, onBackgroundError?: (error: Erro
     },
     close: () => kysely.destroy(),
   };
+}
+
+/**
+ * The pool as Kysely sees it, except that a connection whose query timed out is
+ * destroyed on release rather than reused: the server may still answer the
+ * abandoned query on it (or never answer anything again).
+ */
+function discardingTimedOut(pool: pg.Pool): pg.Pool {
+  const connect = async () => {
+    const client = await pool.connect();
+    let timedOut = false;
+    const query = async (...args: unknown[]) =>
+      (client.query as (...a: unknown[]) => Promise<unknown>)(...args).catch((error: unknown) => {
+        if (error instanceof Error && error.message === QUERY_TIMEOUT) timedOut = true;
+        throw error;
+      });
+    // Kysely passes `true` for a connection it discards itself.
+    const release = (destroy?: boolean | Error) => client.release(timedOut ? new Error(QUERY_TIMEOUT) : destroy);
+    return { query, release } as unknown as pg.PoolClient;
+  };
+  // Kysely's PostgresDriver uses these two only.
+  return { connect, end: () => pool.end() } as unknown as pg.Pool;
 }
 
 export async function migrate(db: Db): Promise<string[]> {

@@ -1,5 +1,3 @@
-import net from 'node:net';
-import type { AddressInfo } from 'node:net';
 import bcrypt from '@node-rs/bcrypt';
 
 const bcryptHash = (password: string, options: { cost: number }) => bcrypt.hashSync(password, options.cost);
@@ -7,50 +5,7 @@ import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vites
 import { PasswordHasher } from '../../src/core/passwords.js';
 import { DIALECTS, FAST_ARGON2, createPostgresSchema, newAccount, startTestServer } from '../helpers.js';
 import type { TestServer } from '../helpers.js';
-
-/** A TCP forwarder that can be taken down (refusing connections) and brought back on the same port. */
-class TcpProxy {
-  readonly #target: { host: string; port: number };
-  readonly #sockets = new Set<net.Socket>();
-  #server: net.Server | undefined;
-  port = 0;
-
-  constructor(target: { host: string; port: number }) {
-    this.#target = target;
-  }
-
-  async start(): Promise<void> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.#target);
-      for (const socket of [client, upstream]) {
-        this.#sockets.add(socket);
-        socket.on('close', () => this.#sockets.delete(socket));
-        socket.on('error', () => socket.destroy());
-      }
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-      client.pipe(upstream);
-      upstream.pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(this.port, '127.0.0.1', () => resolve());
-    });
-    this.port = (server.address() as AddressInfo).port;
-    this.#server = server;
-  }
-
-  /** Stops listening and cuts every connection: the database is now unreachable. */
-  async stop(): Promise<void> {
-    const server = this.#server;
-    this.#server = undefined;
-    if (!server) return;
-    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const socket of this.#sockets) socket.destroy();
-    this.#sockets.clear();
-    await closed;
-  }
-}
+import { TcpProxy } from '../support/proxy.js';
 
 async function timed<T>(fn: () => Promise<T>): Promise<{ result: T; ms: number }> {
   const started = performance.now();
@@ -118,7 +73,7 @@ describe.skipIf(!DIALECTS.includes('postgres'))('PostgreSQL outage', () => {
       expect(result.status).toBe(503);
       expect(result.body).toMatchObject({ statusCode: 503, code: 'unavailable' });
       expect(Number(result.headers.get('retry-after'))).toBeGreaterThan(0);
-      // The pool gives up connecting after 3 s; a request must never hang longer than that.
+      // A refused connection fails at once; a request must never wait for DATABASE_TIMEOUT (5 s) here.
       expect(ms).toBeLessThan(4500);
     }
 
@@ -143,6 +98,67 @@ describe.skipIf(!DIALECTS.includes('postgres'))('PostgreSQL outage', () => {
     const signin = await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password } });
     expect(signin.status).toBe(200);
     expect((await server.call('POST', '/auth/signup', { body: newAccount() })).status).toBe(201);
+  });
+});
+
+describe.skipIf(!DIALECTS.includes('postgres'))('PostgreSQL hung: reachable, accepting connections, not answering', () => {
+  const TIMEOUT_S = 2;
+  let proxy: TcpProxy;
+  let schema: { url: string; drop: () => Promise<void> };
+  let server: TestServer;
+  const account = newAccount();
+  let refreshToken: string;
+
+  beforeAll(async () => {
+    schema = await createPostgresSchema();
+    const target = new URL(schema.url);
+    proxy = new TcpProxy({ host: target.hostname, port: Number(target.port || 5432) });
+    await proxy.start();
+    const proxied = new URL(schema.url);
+    proxied.hostname = '127.0.0.1';
+    proxied.port = String(proxy.port);
+    server = await startTestServer('postgres', { databaseTimeout: TIMEOUT_S }, { databaseUrl: proxied.href });
+    const signup = await server.call('POST', '/auth/signup', { body: account });
+    expect(signup.status).toBe(201);
+    refreshToken = signup.body.refreshToken;
+  });
+  afterAll(async () => {
+    proxy?.resume();
+    await server?.close();
+    await proxy?.stop();
+    await schema?.drop();
+  });
+
+  it('answers 503 unavailable within DATABASE_TIMEOUT (plus a wait for a pooled connection), never hanging, then recovers', { timeout: 60_000 }, async () => {
+    proxy.stall();
+    const bound = 2 * TIMEOUT_S * 1000 + 1000;
+    const signIn = () => server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password } });
+    const checks = [
+      await timed(signIn),
+      await timed(() => server.call('GET', '/readyz')),
+      await timed(() => server.call('POST', '/auth/signup', { body: newAccount() })),
+      await timed(() => server.call('POST', '/auth/token/refresh', { body: { refreshToken } })),
+    ];
+    for (const { result, ms } of checks) {
+      expect(result.status).toBe(503);
+      expect(result.body).toMatchObject({ statusCode: 503, code: 'unavailable' });
+      expect(ms).toBeLessThan(bound);
+    }
+    // More at once than the pool has connections: each waits its turn or a new connection, still bounded.
+    const burst = await timed(() => Promise.all(Array.from({ length: 14 }, signIn)));
+    expect(burst.result.map((r) => r.status)).toEqual(Array.from({ length: 14 }, () => 503));
+    expect(burst.ms).toBeLessThan(bound);
+    expect((await server.call('GET', '/healthz')).status).toBe(200);
+
+    proxy.resume();
+    let ready = 0;
+    for (let attempt = 0; attempt < 50 && ready !== 200; attempt++) {
+      ready = (await server.call('GET', '/readyz')).status;
+      if (ready !== 200) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(ready).toBe(200);
+    expect((await signIn()).status).toBe(200);
+    expect((await server.call('POST', '/auth/token/refresh', { body: { refreshToken } })).status).toBe(200);
   });
 });
 

@@ -39,11 +39,13 @@ export const readyRoute = route({
   method: 'GET',
   path: '/readyz',
   tag: 'Operations',
-  summary: 'Readiness: 200 when storage answers, 503 otherwise',
+  summary: 'Readiness: 200 when storage answers, 503 otherwise and while the server drains for shutdown',
   auth: 'none',
   success: { status: 200, description: 'Ready', schema: Status },
   errors: ['unavailable'],
   handle: async (c) => {
+    // A load balancer stops sending here while in-flight requests finish (see server.ts).
+    if (c.var.services.readiness.draining) throw new SignetError('unavailable', { message: 'The server is shutting down', retryAfter: 1 });
     await c.var.services.db.ping();
     return json({ status: 'ok' });
   },
