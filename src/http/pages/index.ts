@@ -7,6 +7,8 @@ import { authPages } from './auth.js';
 import type { PageAssets } from './layout.js';
 import { passkeyPages } from './passkeys.js';
 import { recoveryPages } from './recovery.js';
+import { federationPages } from '../federation/pages.js';
+import { emailSigninPages } from '../email-signin/pages.js';
 
 /**
  * The hosted pages under PAGES_PREFIX: rows of the one route table, like the
@@ -19,6 +21,8 @@ export function pageRoutes(config: Pick<SignetConfig, 'pagesPrefix' | 'passwordM
     ...recoveryPages(prefix, assets, config.passwordMinLength),
     ...accountPages(prefix, assets, config.passwordMinLength),
     ...passkeyPages(prefix, assets, config.passwordMinLength),
+    ...federationPages(prefix, assets),
+    ...emailSigninPages(prefix, assets),
     assetRoute(`${prefix}assets/signet.css`, assets.css),
     assetRoute(`${prefix}assets/signet.js`, assets.js),
     ...(assets.passkeys
