@@ -100,6 +100,10 @@ describe.each(DIALECTS)('federation with an OpenID Connect provider on %s', (dia
     expect(identities).toHaveLength(1);
     expect(identities[0]).toMatchObject({ provider: 'up', email: account.email });
 
+    // The account has no password: no guess opens it, not even the stored marker.
+    for (const password of [account.password, '!no-password']) {
+      expect((await down.call('POST', '/auth/signin', { body: { email: account.email, password } })).body.code).toBe('invalid_credentials');
+    }
     const me = await down.call('GET', '/auth/me', { token: access });
     expect(me.body.user.email).toBe(account.email);
     const listed = await down.call('GET', '/auth/federation/identities', { token: access });
