@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { parseProviders } from './federation-providers.js';
+import type { ProviderConfig } from './federation-providers.js';
 
 /**
  * Operator settings. Each one is read from the environment (or from the JSON
@@ -61,6 +63,12 @@ export interface SignetConfig {
   /** Exact origins whose pages may run passkey ceremonies; each on the RP ID or a subdomain of it. */
   webauthnOrigins: string[];
   webauthnRpName: string;
+  /** Identity providers users may sign in with (FEDERATION_PROVIDERS); empty: none. */
+  federationProviders: ProviderConfig[];
+  /** Passwordless sign-in by email: a code, a link, both in one mail, or off. */
+  emailSignin: 'off' | 'code' | 'link' | 'both';
+  /** Lifetime of an emailed sign-in code or link, seconds (at most 10 minutes). */
+  emailSigninTtl: number;
   redisUrl: string | undefined;
   redisPrefix: string;
   rateLimits: boolean;
@@ -446,6 +454,38 @@ export const OPTIONS: readonly Option[] = [
     default: () => undefined,
     description: 'Name of the service shown by passkey dialogs (default: APP_NAME)',
     parse: text,
+  },
+  {
+    env: 'FEDERATION_PROVIDERS',
+    key: 'federationProviders',
+    default: '[]',
+    description:
+      'JSON array of identity providers for "Sign in with …": {"type":"oidc","id","issuer","clientId","clientSecret"?,"scopes"?,"name"?,"trustEmail"?} or {"type":"github","id","clientId","clientSecret",…}; see docs/federation.md',
+    format: (v) => (typeof v === 'string' ? v : JSON.stringify(v)),
+    parse: (value: string, env: string) => {
+      try {
+        return parseProviders(value);
+      } catch (error) {
+        throw new ConfigError(`${env}${(error as Error).message.startsWith('[') ? '' : ' '}${(error as Error).message}`);
+      }
+    },
+  },
+  {
+    env: 'EMAIL_SIGNIN',
+    key: 'emailSignin',
+    default: 'off',
+    description: 'Passwordless sign-in by email: off, code (a one-time code), link (a one-time link) or both (one mail with each)',
+    parse: (v: string, env: string) => {
+      if (v !== 'off' && v !== 'code' && v !== 'link' && v !== 'both') throw new ConfigError(`${env} must be off, code, link or both, got "${v}"`);
+      return v;
+    },
+  },
+  {
+    env: 'EMAIL_SIGNIN_TTL',
+    key: 'emailSigninTtl',
+    default: '600',
+    description: 'Lifetime of an emailed sign-in code or link, seconds (60 to 600)',
+    parse: integer(60, 600),
   },
   {
     env: 'REDIS_URL',

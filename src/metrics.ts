@@ -12,7 +12,14 @@ const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
  * They stay in the log and the audit trail; mail problems show in `signet mail
  * failed` and in the log.
  */
-const EXISTENCE_DEPENDENT = new Set(['account.password_reset_requested', 'mail.sent', 'mail.retry', 'mail.failed', 'mail.suppressed']);
+const EXISTENCE_DEPENDENT = new Set([
+  'account.password_reset_requested',
+  'auth.email_signin_requested',
+  'mail.sent',
+  'mail.retry',
+  'mail.failed',
+  'mail.suppressed',
+]);
 
 /**
  * With EMAIL_VERIFICATION=required a sign-up for an address that has an account

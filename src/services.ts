@@ -23,6 +23,8 @@ import { DeviceCookies } from './core/devices.js';
 import { AccountLifecycle } from './core/lifecycle.js';
 import { MfaService } from './core/mfa.js';
 import { PasskeyService } from './core/passkeys/service.js';
+import { FederationService } from './core/federation/service.js';
+import { EmailSignIn } from './core/email-signin/service.js';
 import { Sealer, loadAtRestSecret, serverKey } from './core/secrets.js';
 import type { AtRestSecret } from './core/secrets.js';
 import { Retention } from './core/retention.js';
@@ -50,6 +52,10 @@ export interface Services {
   lifecycle: AccountLifecycle;
   mfa: MfaService;
   passkeys: PasskeyService;
+  /** "Sign in with …" other identity providers (FEDERATION_PROVIDERS). */
+  federation: FederationService;
+  /** Passwordless sign-in by emailed code or link (EMAIL_SIGNIN). */
+  emailSignIn: EmailSignIn;
   devices: DeviceCookies;
   /** Keys Signet signs its own cookies with (see core/secrets.ts). */
   serverKeys: { csrf: Buffer; device: Buffer };
@@ -226,6 +232,19 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     const devices = new DeviceCookies({ key: serverKeys.device, clock });
     const passkeys = new PasskeyService({ db, hasher, guard, clock, config, onEvent });
     const mfa = new MfaService({ db, hasher, limits, guard, sealer, passkeys, clock, config, onEvent });
+    const federation = new FederationService({ db, sealer, clock, config, sessions, devices, mfa, lifecycle, onEvent });
+    const emailSignIn = new EmailSignIn({
+      db,
+      mailer,
+      limits,
+      sessions,
+      devices,
+      mfa,
+      clock,
+      config,
+      codeKey: serverKey(atRest.secret, 'email sign-in code'),
+      onEvent,
+    });
     const accounts = new AccountService({ db, hasher, sessions, lifecycle, guard, devices, mfa, passkeys, clock, config, onEvent });
     return {
       config,
@@ -241,6 +260,8 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       lifecycle,
       mfa,
       passkeys,
+      federation,
+      emailSignIn,
       devices,
       serverKeys,
       mailer,
@@ -257,6 +278,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
         await oidc.logout.settle();
         await accounts.settle();
         await lifecycle.settle();
+        await emailSignIn.settle();
         await mailer.close();
         // After everything that reports events, before the store closes.
         await audit.close();

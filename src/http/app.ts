@@ -35,6 +35,8 @@ import {
   verifyEmailRoute,
 } from './handlers/lifecycle.js';
 import { pageRoutes } from './pages/index.js';
+import { listIdentitiesRoute, listProvidersRoute, unlinkIdentityRoute } from './federation/api.js';
+import { consumeEmailLinkRoute, requestEmailSigninRoute, verifyEmailCodeRoute } from './email-signin/api.js';
 import { pageHandler } from './pages/dispatch.js';
 import { pageAssets } from './pages/layout.js';
 import type { PageAssets } from './pages/layout.js';
@@ -60,6 +62,12 @@ export function routeTable(services: Services, assets: PageAssets = pageAssets(s
     passkeySignInRoute,
     mfaVerifyRoute,
     mfaPasskeyOptionsRoute,
+    requestEmailSigninRoute,
+    verifyEmailCodeRoute,
+    consumeEmailLinkRoute,
+    listProvidersRoute,
+    listIdentitiesRoute,
+    unlinkIdentityRoute,
     refreshRoute,
     tokenRoute,
     signOutRoute,
