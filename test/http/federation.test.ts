@@ -110,6 +110,9 @@ describe.each(DIALECTS)('federation with an OpenID Connect provider on %s', (dia
     expect(listed.body.identities).toEqual([expect.objectContaining({ provider: 'up', providerName: 'Upstream', email: account.email })]);
     const page = await browser.get('/account');
     expect(page.text).toContain('Connected accounts');
+    // No password to change: the page offers to set one through the reset mail instead.
+    expect(page.text).toContain('no password yet');
+    expect(page.text).not.toContain('name="currentPassword"');
 
     // The same identity again, from another browser: the same account, no second one.
     const other = new PageClient(downUrl);

@@ -6,6 +6,7 @@ import type { Db } from '../../store/db.js';
 import {
   NO_PASSWORD,
   deleteIdentityUnlessLast,
+  hasUsablePassword,
   findIdentity,
   insertIdentity,
   insertState,
@@ -176,6 +177,12 @@ export class FederationService {
     }
     const user = await this.#accountFor(upstream.config, profile);
     return { kind: 'signin', result: await this.#signIn(user, providerId, context), returnTo: row.return_to };
+  }
+
+  /** Whether the account has a password of its own (one made by a provider has none until it is reset). */
+  async hasPassword(userId: string): Promise<boolean> {
+    const user = await findUserById(this.#db, userId);
+    return user !== undefined && hasUsablePassword(user.passwordHash);
   }
 
   async list(userId: string): Promise<FederatedIdentity[]> {

@@ -1,4 +1,4 @@
-import * as client from 'openid-client';
+import type * as OpenIdClient from 'openid-client';
 import type { GithubProviderConfig, OidcProviderConfig, ProviderConfig } from '../../federation-providers.js';
 import { isLoopbackUrl } from '../../federation-providers.js';
 
@@ -41,8 +41,16 @@ export interface Upstream {
   finish(callbackUrl: URL, checks: FlowChecks): Promise<ExternalProfile>;
 }
 
+type Client = typeof OpenIdClient;
+
+/** openid-client (about 50 ms to load) loads at the first sign-in with a provider, not at start. */
+let library: Promise<Client> | undefined;
+function openIdClient(): Promise<Client> {
+  return (library ??= import('openid-client'));
+}
+
 /** Plain HTTP is accepted for loopback providers only (development, tests); config validation already refused the rest. */
-function insecureOptions(url: string): { execute: Array<(config: client.Configuration) => void> } {
+function insecureOptions(client: Client, url: string): { execute: Array<(config: OpenIdClient.Configuration) => void> } {
   return { execute: isLoopbackUrl(url) ? [client.allowInsecureRequests] : [] };
 }
 
@@ -59,18 +67,20 @@ export function createUpstream(config: ProviderConfig): Upstream {
  * parameter when the provider announces it, are checked by the library.
  */
 class OidcUpstream implements Upstream {
-  #configuration: Promise<client.Configuration> | undefined;
+  #configuration: Promise<OpenIdClient.Configuration> | undefined;
 
   constructor(readonly config: OidcProviderConfig) {}
 
   /** Discovery once, kept; a failed discovery is tried again on the next sign-in. */
-  #discover(): Promise<client.Configuration> {
+  #discover(): Promise<OpenIdClient.Configuration> {
     const { issuer, clientId, clientSecret } = this.config;
-    this.#configuration ??= client
-      .discovery(new URL(issuer), clientId, undefined, clientSecret === undefined ? client.None() : client.ClientSecretBasic(clientSecret), {
-        ...insecureOptions(issuer),
-        timeout: TIMEOUT_SECONDS,
-      })
+    this.#configuration ??= openIdClient()
+      .then((client) =>
+        client.discovery(new URL(issuer), clientId, undefined, clientSecret === undefined ? client.None() : client.ClientSecretBasic(clientSecret), {
+          ...insecureOptions(client, issuer),
+          timeout: TIMEOUT_SECONDS,
+        }),
+      )
       .catch((error: unknown) => {
         this.#configuration = undefined;
         throw new UpstreamError('discovery_failed', { cause: error });
@@ -80,6 +90,7 @@ class OidcUpstream implements Upstream {
 
   async authorizationUrl(redirectUri: string, checks: FlowChecks): Promise<URL> {
     const configuration = await this.#discover();
+    const client = await openIdClient();
     return client.buildAuthorizationUrl(configuration, {
       redirect_uri: redirectUri,
       scope: this.config.scopes.join(' '),
@@ -92,6 +103,7 @@ class OidcUpstream implements Upstream {
 
   async finish(callbackUrl: URL, checks: FlowChecks): Promise<ExternalProfile> {
     const configuration = await this.#discover();
+    const client = await openIdClient();
     let tokens;
     try {
       tokens = await client.authorizationCodeGrant(configuration, callbackUrl, {
@@ -130,35 +142,45 @@ class OidcUpstream implements Upstream {
  * since `/user`'s public email says nothing about verification.
  */
 class GithubUpstream implements Upstream {
-  readonly #configuration: client.Configuration;
+  #configuration: Promise<OpenIdClient.Configuration> | undefined;
 
-  constructor(readonly config: GithubProviderConfig) {
-    this.#configuration = new client.Configuration(
-      { issuer: new URL(config.authorizeUrl).origin, authorization_endpoint: config.authorizeUrl, token_endpoint: config.tokenUrl },
-      config.clientId,
-      undefined,
-      client.ClientSecretPost(config.clientSecret),
-    );
-    for (const allow of insecureOptions(config.tokenUrl).execute) allow(this.#configuration);
-    this.#configuration.timeout = TIMEOUT_SECONDS;
+  constructor(readonly config: GithubProviderConfig) {}
+
+  /** GitHub publishes no discovery document: its endpoints are configured. */
+  #configure(): Promise<OpenIdClient.Configuration> {
+    const { config } = this;
+    return (this.#configuration ??= openIdClient().then((client) => {
+      const configuration = new client.Configuration(
+        { issuer: new URL(config.authorizeUrl).origin, authorization_endpoint: config.authorizeUrl, token_endpoint: config.tokenUrl },
+        config.clientId,
+        undefined,
+        client.ClientSecretPost(config.clientSecret),
+      );
+      for (const allow of insecureOptions(client, config.tokenUrl).execute) allow(configuration);
+      configuration.timeout = TIMEOUT_SECONDS;
+      return configuration;
+    }));
   }
 
-  authorizationUrl(redirectUri: string, checks: FlowChecks): Promise<URL> {
-    return (async () =>
-      client.buildAuthorizationUrl(this.#configuration, {
-        redirect_uri: redirectUri,
-        scope: this.config.scopes.join(' '),
-        state: checks.state,
-        code_challenge: await client.calculatePKCECodeChallenge(checks.codeVerifier),
-        code_challenge_method: 'S256',
-        allow_signup: 'true',
-      }))();
+  async authorizationUrl(redirectUri: string, checks: FlowChecks): Promise<URL> {
+    const configuration = await this.#configure();
+    const client = await openIdClient();
+    return client.buildAuthorizationUrl(configuration, {
+      redirect_uri: redirectUri,
+      scope: this.config.scopes.join(' '),
+      state: checks.state,
+      code_challenge: await client.calculatePKCECodeChallenge(checks.codeVerifier),
+      code_challenge_method: 'S256',
+      allow_signup: 'true',
+    });
   }
 
   async finish(callbackUrl: URL, checks: FlowChecks): Promise<ExternalProfile> {
+    const configuration = await this.#configure();
+    const client = await openIdClient();
     let accessToken: string;
     try {
-      const tokens = await client.authorizationCodeGrant(this.#configuration, callbackUrl, {
+      const tokens = await client.authorizationCodeGrant(configuration, callbackUrl, {
         pkceCodeVerifier: checks.codeVerifier,
         expectedState: checks.state,
         idTokenExpected: false,
@@ -167,9 +189,9 @@ class GithubUpstream implements Upstream {
     } catch (error) {
       throw new UpstreamError(reasonOf(error), { cause: error });
     }
-    const user = (await this.#api(accessToken, '/user')) as { id?: unknown; name?: unknown; login?: unknown };
+    const user = (await this.#api(client, configuration, accessToken, '/user')) as { id?: unknown; name?: unknown; login?: unknown };
     if (typeof user.id !== 'number' && typeof user.id !== 'string') throw new UpstreamError('github_no_user_id');
-    const emails = (await this.#api(accessToken, '/user/emails')) as Array<{ email?: unknown; primary?: unknown; verified?: unknown }>;
+    const emails = (await this.#api(client, configuration, accessToken, '/user/emails')) as Array<{ email?: unknown; primary?: unknown; verified?: unknown }>;
     const primary = Array.isArray(emails) ? emails.find((e) => e.primary === true && typeof e.email === 'string') : undefined;
     return {
       subject: String(user.id),
@@ -179,11 +201,11 @@ class GithubUpstream implements Upstream {
     };
   }
 
-  async #api(accessToken: string, path: string): Promise<unknown> {
+  async #api(client: Client, configuration: OpenIdClient.Configuration, accessToken: string, path: string): Promise<unknown> {
     let response: Response;
     try {
       response = await client.fetchProtectedResource(
-        this.#configuration,
+        configuration,
         accessToken,
         new URL(`${this.config.apiUrl}${path}`),
         'GET',

@@ -244,6 +244,7 @@ export async function accountPage(c: AppContext, kit: PageKit, minPasswordLength
   const sessions = (await services.sessions.list(user.id)).filter((s) => s.clientId === null);
   const apps = await services.oidc.clients.consentsOf(user.id);
   const identities = await services.federation.list(user.id);
+  const passwordless = !(await services.federation.hasPassword(user.id));
   const errors = state.errors ?? {};
   const alerts = state.alerts ?? {};
   // Focus the first field in error, section by section.
@@ -269,7 +270,7 @@ ${field({ name: 'username', label: t.fields.username, hint: t.fields.usernameHin
 </form>
 </section>`;
 
-  const password = html`<section aria-labelledby="password-h">
+  const passwordForm = html`<section aria-labelledby="password-h">
 <h2 id="password-h">${t.text.security}</h2>
 <p class="hint">${t.text.passwordChangeLead}</p>
 ${alert(alerts.password)}
@@ -296,6 +297,14 @@ ${field({ name: 'confirmPassword', label: t.fields.confirmPassword, type: 'passw
 <button type="submit">${t.buttons.changePassword}</button>
 </form>
 </section>`;
+  // An account made by another identity provider has no password to change: it can set one through the reset mail.
+  const password = passwordless
+    ? html`<section aria-labelledby="password-h">
+<h2 id="password-h">${t.text.security}</h2>
+<p class="hint">${t.federation.noPassword}</p>
+<p><a href="${kit.to('forgot-password')}">${t.federation.setPassword}</a></p>
+</section>`
+    : passwordForm;
 
   const twoFactorForm = (action: string, button: string, lead: string, danger: boolean) =>
     html`<p class="hint">${lead}</p>

@@ -210,6 +210,9 @@ export const de: Messages = {
     connect: (name: string) => `${name} verbinden`,
     disconnect: 'Trennen',
     lastMethod: 'Das ist Ihre einzige Anmeldemöglichkeit: Legen Sie zuerst ein Passwort oder einen Passkey an.',
+    noPassword:
+      'Ihr Konto hat noch kein Passwort: Sie melden sich mit einem verbundenen Konto oder per E-Mail an. Ein Passwort legen Sie über einen Link fest, den wir an Ihre Adresse schicken.',
+    setPassword: 'Passwort festlegen',
     since: 'Verbunden am',
   },
   emailSignin: {

@@ -210,6 +210,9 @@ export const en = {
     connect: (name: string) => `Connect ${name}`,
     disconnect: 'Disconnect',
     lastMethod: 'This is your only way to sign in: set a password or add a passkey before disconnecting it.',
+    noPassword:
+      'Your account has no password yet: you sign in with a connected account or by email. You can set a password with a reset link sent to your address.',
+    setPassword: 'Set a password',
     since: 'Connected',
   },
   emailSignin: {
