@@ -76,9 +76,16 @@ describe.each(DIALECTS)('draining on %s', (dialect) => {
       hashConcurrency: 1,
       hashQueueBudgetMs: 60_000,
     });
+    const { pool } = server.signet.services;
+    const before = pool.stats().completed;
     const accounts = Array.from({ length: 6 }, () => newAccount());
     const signUps = accounts.map((account) => server.call('POST', '/auth/signup', { body: account }));
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    // Every sign-up has reached the server (it is hashing, queued for a hash, or done hashing) before the close.
+    const arrived = () => {
+      const s = pool.stats();
+      return s.completed - before + s.busy + s.queued;
+    };
+    while (arrived() < accounts.length) await new Promise((resolve) => setTimeout(resolve, 5));
     const closed = server.close();
     const ready = await server.signet.fetch(new Request('http://signet.test/readyz'));
     expect(ready.status).toBe(503);
