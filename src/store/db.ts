@@ -143,8 +143,9 @@ function discardingTimedOut(pool: pg.Pool): pg.Pool {
   const connect = async () => {
     const client = await pool.connect();
     let timedOut = false;
+    const clientQuery = client.query.bind(client) as (...args: unknown[]) => Promise<unknown>;
     const query = async (...args: unknown[]) =>
-      (client.query as (...a: unknown[]) => Promise<unknown>)(...args).catch((error: unknown) => {
+      clientQuery(...args).catch((error: unknown) => {
         if (error instanceof Error && error.message === QUERY_TIMEOUT) timedOut = true;
         throw error;
       });

@@ -139,7 +139,7 @@ describe.skipIf(!both)('kill -9 of one of two instances mid-load (signet serve i
     await schema?.drop();
   });
 
-  it('loses no acknowledged sign-up; the survivor keeps serving', { timeout: 90_000 }, async () => {
+  it('loses no acknowledged sign-up or refresh; the survivor keeps serving', { timeout: 90_000 }, async () => {
     schema = await createPostgresSchema();
     const env = {
       DATABASE_URL: schema.url,
@@ -160,10 +160,60 @@ describe.skipIf(!both)('kill -9 of one of two instances mid-load (signet serve i
       16,
       () => killed,
     );
-    while (load.outcomes.filter((o) => o.status === 201).length < 30) await new Promise((resolve) => setTimeout(resolve, 10));
+    // Refresh chains too: each keeps the last refresh token it was answered, alternating instances.
+    const chains = await Promise.all(
+      Array.from({ length: 8 }, async () => {
+        const response = await fetch(`${second.url}/auth/signup`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(newAccount()),
+        });
+        expect(response.status).toBe(201);
+        return { last: ((await response.json()) as { refreshToken: string }).refreshToken, answered: 0, refused: [] as number[] };
+      }),
+    );
+    const refreshing = Promise.all(
+      chains.map(async (chain, i) => {
+        for (let n = i; !killed; n++) {
+          try {
+            const response = await fetch(`${n % 2 === 0 ? first.url : second.url}/auth/token/refresh`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/json' },
+              body: JSON.stringify({ refreshToken: chain.last }),
+            });
+            const body = (await response.json()) as { refreshToken: string };
+            if (response.status !== 200) {
+              chain.refused.push(response.status);
+              return;
+            }
+            chain.last = body.refreshToken;
+            chain.answered += 1;
+          } catch {
+            // The instance died under this request: the rotation may have committed unanswered.
+          }
+        }
+      }),
+    );
+    while (load.outcomes.filter((o) => o.status === 201).length < 30 || chains.some((c) => c.answered < 4))
+      await new Promise((resolve) => setTimeout(resolve, 10));
     first.process.kill('SIGKILL');
     killed = true;
     expect((await first.exited).signal).toBe('SIGKILL');
+    await refreshing;
+    expect(chains.flatMap((c) => c.refused)).toEqual([]);
+    // Each client retries on the survivor with the last token it was given: a rotation committed but never
+    // answered is inside REFRESH_REUSE_GRACE, so it gets that rotation's successor, never a theft alarm.
+    for (const chain of chains) {
+      for (let i = 0; i < 2; i++) {
+        const response = await fetch(`${second.url}/auth/token/refresh`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ refreshToken: chain.last }),
+        });
+        expect(response.status).toBe(200);
+        chain.last = ((await response.json()) as { refreshToken: string }).refreshToken;
+      }
+    }
     const afterKill = load.outcomes.length;
     while (load.outcomes.slice(afterKill).filter((o) => o.status === 201).length < 20) await new Promise((resolve) => setTimeout(resolve, 10));
     second.process.kill('SIGTERM');

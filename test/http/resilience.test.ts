@@ -1,6 +1,7 @@
 import bcrypt from '@node-rs/bcrypt';
 
 const bcryptHash = (password: string, options: { cost: number }) => bcrypt.hashSync(password, options.cost);
+import { sql } from 'kysely';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import { PasswordHasher } from '../../src/core/passwords.js';
 import { DIALECTS, FAST_ARGON2, createPostgresSchema, newAccount, startTestServer } from '../helpers.js';
@@ -296,5 +297,17 @@ describe.each(DIALECTS)('sign-in timing on %s', (dialect) => {
     expect(ratio).toBeLessThan(2);
     expect(median(unknownMs)).toBeGreaterThanOrEqual(oneHash);
     expect(median(wrongMs)).toBeGreaterThanOrEqual(oneHash);
+  });
+});
+
+describe('SQLite busy timeout', () => {
+  it('waits DATABASE_TIMEOUT for another writer before answering 503, not the default of failing at once', async () => {
+    const server = await startTestServer('sqlite', { databaseTimeout: 3 });
+    try {
+      const { rows } = await sql<{ timeout: number }>`PRAGMA busy_timeout`.execute(server.signet.services.db.kysely);
+      expect(rows[0]?.timeout).toBe(3000);
+    } finally {
+      await server.close();
+    }
   });
 });
