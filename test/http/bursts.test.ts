@@ -1,3 +1,4 @@
+import argon2 from '@node-rs/argon2';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { LIMIT_RULES } from '../../src/core/limits.js';
 import { DIALECTS, eventCount } from '../helpers.js';
@@ -164,7 +165,11 @@ describe.each(BACKENDS)('one account cannot starve sign-in on $name', ({ dialect
   beforeAll(async () => {
     scope = redis ? redisScope(redisUrl!) : undefined;
     // Like production: admission control sheds unknown-device hashes once the queue would wait longer than its budget.
-    server = await limited(dialect, { ...SLOW, hashQueueBudgetMs: 400, ...(scope ? { redisUrl: scope.url, redisPrefix: scope.prefix } : {}) });
+    // The budget fits the work this test lets in (the flood's re-authentication budget and the 8 others) three times
+    // over at this machine's current hash speed, and stays far below the ~200 hashes an unlimited flood would queue.
+    const hashMs = await hashMillis(SLOW.argon2);
+    const hashQueueBudgetMs = Math.max(400, Math.ceil(3 * (REAUTH_USER + 8) * hashMs));
+    server = await limited(dialect, { ...SLOW, hashQueueBudgetMs, ...(scope ? { redisUrl: scope.url, redisPrefix: scope.prefix } : {}) });
     if (scope) await scope.ready(server);
   });
   afterAll(async () => {
@@ -208,6 +213,17 @@ describe.each(BACKENDS)('one account cannot starve sign-in on $name', ({ dialect
     expect(hashed, 'hashes spent on the flood and the 8 others').toBeLessThanOrEqual(REAUTH_USER + 8);
   });
 });
+
+/** The slowest of three Argon2id hashes with `params`, ms, on this machine as loaded now. */
+async function hashMillis(params: { memoryCost: number; timeCost: number; parallelism: number }): Promise<number> {
+  let slowest = 0;
+  for (let i = 0; i < 3; i++) {
+    const started = performance.now();
+    await argon2.hash(`calibration-${i}`, params);
+    slowest = Math.max(slowest, performance.now() - started);
+  }
+  return slowest;
+}
 
 let seq = 0;
 function newSignUp() {
