@@ -132,7 +132,10 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config);
   const pool = new HashPool(config.hashConcurrency);
-  const sessionCache = new SessionCache({ ttlMs: config.sessionCacheTtl * 1000, max: SESSION_CACHE_MAX });
+  // On PostgreSQL other instances and `signet` commands can only tell this one over Redis: without it, no cache.
+  // (SQLite has one server process; a command writing to the same file shows in its data_version.)
+  const cacheTtlMs = config.databaseUrl && !config.redisUrl ? 0 : config.sessionCacheTtl * 1000;
+  const sessionCache = new SessionCache({ ttlMs: cacheTtlMs, max: SESSION_CACHE_MAX });
   const metrics = new Metrics({ pool, sessionCache });
 
   // The queue lives in the database: both are back when it answers.

@@ -291,6 +291,9 @@ export class SessionService {
     const now = this.#clock.now();
     const at = this.#liveness(now);
     if (options.cached) {
+      // A `signet` command writing to the same SQLite file (disable a user, end sessions) cannot tell this
+      // process's cache; the file's version says someone did.
+      if (this.#db.writtenElsewhere()) this.#cache.reset();
       const hit = this.#cache.get(claims.sid, claims.sub, now);
       if (hit && hit.session.expiresAt.getTime() > now && hit.session.lastUsedAt.getTime() > at.idleCutoff) return { ...hit, claims };
     }

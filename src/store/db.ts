@@ -17,6 +17,12 @@ export interface Db {
   tightened: string[];
   /** Cheap round trip for `/readyz`. */
   ping(): Promise<void>;
+  /**
+   * Whether another process (a `signet` command) committed to this database
+   * since the last call: SQLite's `data_version`, read from shared memory.
+   * Always false on PostgreSQL, whose other writers say so over Redis.
+   */
+  writtenElsewhere(): boolean;
   close(): Promise<void>;
 }
 
@@ -66,10 +72,18 @@ function openSqlite(path: string, options: { timeoutMs: number; synchronous: 'fu
   // Another process holding the write lock (a CLI command, a backup) makes a writer wait this long, then SQLITE_BUSY (503).
   database.pragma(`busy_timeout = ${Math.floor(timeoutMs)}`);
   const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
+  const dataVersion = database.prepare('PRAGMA data_version').pluck();
+  let seenVersion = dataVersion.get();
   return {
     kysely,
     dialect: 'sqlite',
     tightened,
+    writtenElsewhere: () => {
+      const version = dataVersion.get();
+      if (version === seenVersion) return false;
+      seenVersion = version;
+      return true;
+    },
     ping: async () => {
       database.prepare('select 1').get();
       return Promise.resolve();
@@ -120,6 +134,7 @@ function openPostgres(connectionString: string, limits: { timeoutMs: number; poo
   const kysely = new Kysely<Database>({ dialect: new PostgresDialect({ pool: guarded }) });
   return {
     kysely,
+    writtenElsewhere: () => false,
     dialect: 'postgres',
     tightened: [],
     ping: async () => {

@@ -1,11 +1,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import SQLite from 'better-sqlite3';
+import { loadConfig } from '../../src/config.js';
+import { startServer } from '../../src/server.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { SignetConfig } from '../../src/config.js';
 import { SessionCache } from '../../src/core/session-cache.js';
 import type { LiveSession } from '../../src/core/session-cache.js';
-import { DIALECTS, createPostgresSchema, metricsText, newAccount, startTestServer } from '../helpers.js';
+import { DIALECTS, createPostgresSchema, metricsText, newAccount, startTestServer, testConfig } from '../helpers.js';
 import type { TestServer } from '../helpers.js';
 import { redisScope } from '../support/redis.js';
 import type { RedisScope } from '../support/redis.js';
@@ -98,13 +101,18 @@ describe('SessionCache', () => {
   });
 });
 
-describe.each(DIALECTS)('session cache on one instance (%s)', (dialect) => {
+// PostgreSQL runs with Redis here: without it the cache is off (see below).
+describe.each(DIALECTS.filter((d) => d === 'sqlite' || redisUrl))('session cache on one instance (%s)', (dialect) => {
   let server: TestServer;
+  let scope: RedisScope | undefined;
   beforeAll(async () => {
-    server = await startTestServer(dialect, { emailVerification: 'off' });
+    scope = dialect === 'postgres' ? redisScope(redisUrl!) : undefined;
+    server = await startTestServer(dialect, { emailVerification: 'off', ...(scope ? { redisUrl: scope.url, redisPrefix: scope.prefix } : {}) });
+    await within(10_000, async () => (await cacheCounters(server)).enabled === 1);
   });
   afterAll(async () => {
     await server?.close();
+    await scope?.drop();
   });
 
   it('answers repeated reads from memory', async () => {
@@ -215,6 +223,45 @@ describe.skipIf(!redisUrl)('session cache across two instances on one database a
       expect(counters.hits).toBe(0);
     } finally {
       await deaf.close();
+    }
+  });
+});
+
+describe('session cache and other writers', () => {
+  it('drops everything when a signet command commits to the same SQLite file (its data_version moves)', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'signet-cache-file-'));
+    const running = await startServer({ config: { ...loadConfig({}), ...testConfig({ dataDir, emailVerification: 'off' }) } });
+    try {
+      const call = (token: string) => fetch(`${running.url}/auth/me`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.status);
+      const account = newAccount();
+      const signUp = await fetch(`${running.url}/auth/signup`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(account),
+      });
+      const { token } = (await signUp.json()) as { token: string };
+      expect(await call(token)).toBe(200);
+      expect(await call(token)).toBe(200);
+      // What `signet sessions revoke` does from another process: a write to the file, not through this server.
+      const sid = (JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { sid: string }).sid;
+      const other = new SQLite(join(dataDir, 'signet.db'));
+      other.prepare("update sessions set ended_at = ?, end_reason = 'admin' where id = ?").run(Date.now(), sid);
+      other.close();
+      expect(await call(token)).toBe(401);
+    } finally {
+      await running.close();
+      await rm(dataDir, { recursive: true, force: true });
+    }
+  });
+
+  it.skipIf(!postgresUrl)('is off on PostgreSQL without Redis, where nothing could tell it of another writer', async () => {
+    const server = await startTestServer('postgres', { emailVerification: 'off' });
+    try {
+      const { accessToken } = await signUp(server);
+      for (let i = 0; i < 3; i++) expect((await server.call('GET', '/auth/me', { token: accessToken })).status).toBe(200);
+      expect(await cacheCounters(server)).toMatchObject({ hits: 0, enabled: 0 });
+    } finally {
+      await server.close();
     }
   });
 });
