@@ -101,7 +101,14 @@ export async function migrate(db: Db): Promise<string[]> {
   // On PostgreSQL, keep Kysely's bookkeeping in the schema Signet works in: without it the
   // migrator can see another schema's tables in the same database and skip creating its own.
   const schema = db.dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db.kysely)).rows[0]?.schema : undefined;
-  const migrator = new Migrator({ db: db.kysely, provider: migrationProvider, ...(schema ? { migrationTableSchema: schema } : {}) });
+  // 006 shipped after 007 and 008: a database migrated before it gets it applied late, which is safe
+  // because it only adds columns, indexes and a table nothing earlier reads.
+  const migrator = new Migrator({
+    db: db.kysely,
+    provider: migrationProvider,
+    allowUnorderedMigrations: true,
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error('migration failed', { cause: error });
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
