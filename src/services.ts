@@ -13,6 +13,8 @@ import type { Oidc } from './core/oidc/index.js';
 import { SessionService } from './core/sessions.js';
 import { TOKEN_SIZE_BUDGET, TokenService } from './core/tokens.js';
 import { AccountService } from './core/users.js';
+import { AdminKeys } from './core/admin/keys.js';
+import { UserAdmin } from './core/admin/users.js';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { AuditLog } from './core/audit.js';
@@ -56,6 +58,8 @@ export interface Services {
   retention: Retention;
   /** The OpenID Provider (its routes exist only with asymmetric keys). */
   oidc: Oidc;
+  /** What operators do: the CLI and the admin API call these (core/admin). */
+  admin: { users: UserAdmin; keys: AdminKeys };
   close(): Promise<void>;
 }
 
@@ -195,6 +199,10 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       audit,
       retention,
       oidc,
+      admin: {
+        users: new UserAdmin({ db, clock, onEvent, hasher, sessions, guard, config }),
+        keys: new AdminKeys({ db, clock, onEvent }),
+      },
       async close() {
         await retention.close();
         await oidc.logout.settle();
