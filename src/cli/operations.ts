@@ -40,7 +40,11 @@ export function keysCommand(): Command {
     .description('Withdraw a key that no longer signs (e.g. suspected leaked): tokens it signed stop verifying')
     .argument('<kid>', 'the key id `keys list` shows')
     .action(async (kid: string, _o: unknown, command: Command) => {
-      const { key, list } = await withServices(async (s) => ({ key: await s.keyring.retire(kid), list: [...s.keyring.list()] }));
+      const { key, list } = await withServices(async (s) => {
+        const retired = await s.keyring.retire(kid);
+        s.audit.record('admin.signing_key_retired', { kid, actor: CLI_ACTOR });
+        return { key: retired, list: [...s.keyring.list()] };
+      });
       output(command, { retired: key.kid, keys: list.map(keyJson) }, () => {
         process.stdout.write(`Retired ${key.kid}\n`);
         printKeys(list);

@@ -1,26 +1,12 @@
 import { Command, Option } from 'commander';
 import type { User } from '../model.js';
+import { adminUserView } from '../core/admin/users.js';
 import type { NewUserInput, UserFilter, UserUpdate } from '../core/admin/users.js';
 import { CLI_ACTOR, UsageError, output, printTable, withServices, withStore } from './context.js';
 import { readSecret } from './input.js';
 
-/** A user as `--json` prints it (and the admin API answers): no hash, ISO times. */
-export function userJson(user: User): Record<string, unknown> {
-  return {
-    id: user.id,
-    email: user.email,
-    emailVerified: user.emailVerified,
-    username: user.username,
-    name: user.name,
-    mfaEnabled: user.mfaEnabled,
-    disabled: user.disabledAt !== null,
-    disabledAt: user.disabledAt?.toISOString() ?? null,
-    roles: user.roles,
-    appMetadata: user.appMetadata,
-    createdAt: user.createdAt.toISOString(),
-    updatedAt: user.updatedAt.toISOString(),
-  };
-}
+/** A user as `--json` prints it (and the admin API answers). */
+export const userJson = adminUserView;
 
 function printUser(user: User): void {
   const json = userJson(user);

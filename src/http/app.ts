@@ -40,6 +40,7 @@ import { pageAssets } from './pages/layout.js';
 import type { PageAssets } from './pages/layout.js';
 import { limitClient } from './limit.js';
 import { auditRoute } from './handlers/audit.js';
+import { adminRoutes } from './admin/index.js';
 import { withClientIp } from '../core/audit.js';
 import { constantTimeEqual } from '../core/crypto.js';
 import { openApiDocument } from './openapi.js';
@@ -82,6 +83,7 @@ export function routeTable(services: Services, assets: PageAssets = pageAssets(s
     listSessionsRoute,
     endSessionRoute,
     auditRoute(services.audit),
+    ...adminRoutes,
     revocationsRoute,
     jwksRoute,
     discoveryRoute,
@@ -137,7 +139,7 @@ export function createApp(services: Services): { app: Hono<AppEnv>; routes: Rout
     // Framing protection on every response (OWASP REST Security): pages set a stricter CSP of their own.
     headers.set('x-frame-options', 'DENY');
     if (!headers.has('content-security-policy')) headers.set('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-    if (c.req.path.startsWith('/auth/')) headers.set('cache-control', 'no-store');
+    if (c.req.path.startsWith('/auth/') || c.req.path.startsWith('/admin/')) headers.set('cache-control', 'no-store');
     if (isHttps(c, config.trustProxy)) headers.set('strict-transport-security', 'max-age=31536000; includeSubDomains');
     const ms = performance.now() - started;
     services.metrics.observe(c.req.method, c.req.routePath, c.res.status, ms / 1000);
@@ -216,6 +218,7 @@ function apiHandler(r: Route, services: Services) {
   const { config } = services;
   return async (c: AppContext): Promise<Response> => {
     if (r.auth === 'operator') assertOperator(c, config.metricsToken);
+    if (r.auth === 'admin-read' || r.auth === 'admin-write') await assertAdmin(c, services, r.auth === 'admin-write');
     const credential = r.auth === 'bearer' || r.auth === 'bearer-or-body' ? accessCredential(c) : undefined;
     if (r.auth === 'bearer' || (r.auth === 'bearer-or-body' && credential !== undefined)) {
       if (credential === undefined) throw new SignetError('missing_token');
@@ -265,6 +268,28 @@ function accessCredential(c: AppContext): { token: string; via: 'header' | 'cook
   const token = match?.[2]?.trim();
   if (!match || match[1].toLowerCase() !== 'bearer' || !token) throw new SignetError('missing_token');
   return { token, via: 'header' };
+}
+
+/**
+ * Admin routes take an admin API key as a Bearer token, from the header only
+ * (a browser never sends one on its own, so no CSRF applies). While no live
+ * key exists they answer 404 like any unknown path. Every call is audited
+ * with the key that made it, before the handler runs.
+ */
+async function assertAdmin(c: AppContext, services: Services, write: boolean): Promise<void> {
+  if (!(await services.admin.keys.anyLive())) throw new SignetError('not_found');
+  const header = c.req.header('authorization');
+  const match = header === undefined ? null : /^bearer\s+(\S+)$/i.exec(header.trim());
+  if (!match) throw new SignetError('missing_token', { message: 'An admin API key is required (Authorization: Bearer sgn_admin_…)' });
+  const key = await services.admin.keys.authenticate(match[1]);
+  if (!key) throw new SignetError('invalid_token', { message: 'The admin API key is invalid or revoked' });
+  const fields = { actor: `admin_key:${key.id}`, keyId: key.id, method: c.req.method, route: c.req.routePath };
+  if (write && key.scope !== 'write') {
+    services.audit.record('admin.api_refused', fields);
+    throw new SignetError('insufficient_scope');
+  }
+  services.audit.record('admin.api_call', fields);
+  c.set('adminKey', key);
 }
 
 /**

@@ -49,6 +49,39 @@ export interface UserPage {
 
 export const LIST_MAX = 1000;
 
+/** A user as an operator sees it (CLI `--json`, admin API): no hash, ISO times. */
+export interface AdminUserView {
+  id: string;
+  email: string;
+  emailVerified: boolean;
+  username: string | null;
+  name: string | null;
+  mfaEnabled: boolean;
+  disabled: boolean;
+  disabledAt: string | null;
+  roles: string[];
+  appMetadata: Record<string, unknown>;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export function adminUserView(user: User): AdminUserView {
+  return {
+    id: user.id,
+    email: user.email,
+    emailVerified: user.emailVerified,
+    username: user.username,
+    name: user.name,
+    mfaEnabled: user.mfaEnabled,
+    disabled: user.disabledAt !== null,
+    disabledAt: user.disabledAt?.toISOString() ?? null,
+    roles: user.roles,
+    appMetadata: user.appMetadata,
+    createdAt: user.createdAt.toISOString(),
+    updatedAt: user.updatedAt.toISOString(),
+  };
+}
+
 export interface UserAdminOptions {
   db: Db;
   clock: Clock;

@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { APP_CLAIM } from '../../src/core/admin/claims.js';
+import { DIALECTS, newAccount, startTestServer } from '../helpers.js';
+import type { TestServer } from '../helpers.js';
+
+function claims(token: string): Record<string, unknown> {
+  return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as Record<string, unknown>;
+}
+
+describe.each(DIALECTS)('the admin API on %s', (dialect) => {
+  let server: TestServer;
+  let readKey: string;
+  let writeKey: string;
+  beforeAll(async () => {
+    server = await startTestServer(dialect);
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('does not exist while no admin key does', async () => {
+    const response = await server.call('GET', '/admin/users');
+    expect(response.status).toBe(404);
+    expect(response.body.code).toBe('not_found');
+    const keys = server.signet.services.admin.keys;
+    readKey = (await keys.create({ name: 'dashboard', scope: 'read' }, 'test')).secret;
+    writeKey = (await keys.create({ name: 'provisioning', scope: 'write' }, 'test')).secret;
+    expect(readKey).toMatch(/^sgn_admin_[A-Za-z0-9_-]{43}$/);
+    expect((await server.call('GET', '/admin/users', { token: readKey })).status).toBe(200);
+  });
+
+  it('refuses a missing key, a user access token, a forged key, and a read key on a write route', async () => {
+    const missing = await server.call('GET', '/admin/users');
+    expect(missing.status).toBe(401);
+    expect(missing.body.code).toBe('missing_token');
+    const signup = await server.call('POST', '/auth/signup', { body: newAccount() });
+    const asUser = await server.call('GET', '/admin/users', { token: signup.body.token });
+    expect(asUser.status).toBe(401);
+    expect(asUser.body.code).toBe('invalid_token');
+    const forged = await server.call('GET', '/admin/users', { token: `sgn_admin_${'A'.repeat(43)}` });
+    expect(forged.status).toBe(401);
+    const readOnly = await server.call('POST', '/admin/users', { token: readKey, body: { email: 'x@example.com', password: 'tidy-otter-lamp-77' } });
+    expect(readOnly.status).toBe(403);
+    expect(readOnly.body.code).toBe('insufficient_scope');
+    // …and an admin key is no access token on the public routes.
+    const me = await server.call('GET', '/auth/me', { token: writeKey });
+    expect(me.status).toBe(401);
+    expect(me.body.code).toBe('invalid_token');
+  });
+
+  it('creates a user with roles and app data that ride in access tokens, changed at the next refresh', async () => {
+    const account = newAccount();
+    const created = await server.call('POST', '/admin/users', {
+      token: writeKey,
+      body: { email: account.email, password: account.password, roles: ['editor', 'admin'], appMetadata: { plan: 'pro', seats: 3 } },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.user).toMatchObject({ email: account.email, roles: ['admin', 'editor'], appMetadata: { plan: 'pro', seats: 3 }, disabled: false });
+    expect(JSON.stringify(created.body)).not.toMatch(/argon2|hash/i);
+
+    const signin = await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password } });
+    expect(signin.status).toBe(200);
+    expect(claims(signin.body.token)).toMatchObject({ roles: ['admin', 'editor'], [APP_CLAIM]: { plan: 'pro', seats: 3 } });
+
+    const patched = await server.call('PATCH', `/admin/users/${created.body.user.id}`, { token: writeKey, body: { roles: ['viewer'], appMetadata: {} } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.user.roles).toEqual(['viewer']);
+    const refreshed = await server.call('POST', '/auth/token/refresh', { body: { refreshToken: signin.body.refreshToken } });
+    expect(refreshed.status).toBe(200);
+    const after = claims(refreshed.body.token);
+    expect(after.roles).toEqual(['viewer']);
+    expect(after[APP_CLAIM]).toBeUndefined();
+
+    await server.signet.services.audit.flush();
+    const events = await server.call('GET', `/admin/audit?user=${encodeURIComponent(account.email)}`, { token: readKey });
+    expect(events.status).toBe(200);
+    const created_ = events.body.events.find((e: { event: string }) => e.event === 'admin.user_created');
+    expect(created_.details.actor).toMatch(/^admin_key:/);
+  });
+
+  it('validates roles and app data on write, without a partial write', async () => {
+    const account = newAccount();
+    const user = (await server.call('POST', '/admin/users', { token: writeKey, body: { email: account.email, password: account.password } })).body.user;
+    for (const body of [
+      { roles: ['Not A Role'] },
+      { roles: Array.from({ length: 11 }, (_, i) => `r${i}`) },
+      { appMetadata: { big: 'x'.repeat(1100) } },
+      { appMetadata: { a: { b: { c: { d: { e: 1 } } } } } },
+      { name: 'New name', roles: ['bad role'] },
+    ]) {
+      const response = await server.call('PATCH', `/admin/users/${user.id}`, { token: writeKey, body });
+      expect(response.status, JSON.stringify(body)).toBe(400);
+      expect(response.body.code).toBe('validation_failed');
+    }
+    const unchanged = await server.call('GET', `/admin/users/${user.id}`, { token: readKey });
+    expect(unchanged.body.user).toMatchObject({ name: null, roles: [], appMetadata: {} });
+  });
+
+  it('disables a user: sign-in answers as a wrong password, sessions end; enabling lets them back', async () => {
+    const account = newAccount();
+    const signup = await server.call('POST', '/auth/signup', { body: account });
+    const id = signup.body.user.id as string;
+    const disabled = await server.call('PATCH', `/admin/users/${id}`, { token: writeKey, body: { disabled: true } });
+    expect(disabled.status).toBe(200);
+    expect(disabled.body.user.disabled).toBe(true);
+    expect((await server.call('GET', '/auth/me', { token: signup.body.token })).status).toBe(401);
+    expect((await server.call('POST', '/auth/token/refresh', { body: { refreshToken: signup.body.refreshToken } })).status).toBe(401);
+    const refused = await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password } });
+    const wrong = await server.call('POST', '/auth/signin', { body: { email: account.email, password: 'not the password at all' } });
+    expect(refused.status).toBe(401);
+    expect(refused.body).toEqual(wrong.body);
+    await server.call('PATCH', `/admin/users/${id}`, { token: writeKey, body: { disabled: false } });
+    expect((await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password } })).status).toBe(200);
+    const sessions = await server.call('GET', `/admin/users/${id}/sessions`, { token: readKey });
+    expect(sessions.body.sessions).toHaveLength(1);
+    const revoked = await server.call('DELETE', `/admin/users/${id}/sessions`, { token: writeKey });
+    expect(revoked.body).toEqual({ revoked: 1 });
+    expect((await server.call('DELETE', `/admin/users/${id}`, { token: writeKey })).status).toBe(204);
+    expect((await server.call('GET', `/admin/users/${id}`, { token: readKey })).body.code).toBe('user_not_found');
+  });
+
+  it('pages through users with a cursor, every user once', async () => {
+    const prefix = `page${Date.now().toString(36)}`;
+    const emails = await Promise.all(
+      Array.from({ length: 7 }, async (_, i) => {
+        const email = `${prefix}.${i}@example.com`;
+        await server.call('POST', '/admin/users', { token: writeKey, body: { email, password: `tidy-otter-${prefix}-${i}` } });
+        return email;
+      }),
+    );
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { status: number; body: { users: { email: string }[]; nextCursor: string | null } } = await server.call(
+        'GET',
+        `/admin/users?email=${prefix}&limit=3${cursor ? `&cursor=${cursor}` : ''}`,
+        { token: readKey },
+      );
+      expect(page.status).toBe(200);
+      seen.push(...page.body.users.map((u) => u.email));
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(seen.sort()).toEqual(emails.sort());
+    const bad = await server.call('GET', '/admin/users?cursor=nonsense&limit=5000', { token: readKey });
+    expect(bad.status).toBe(400);
+  });
+
+  it('stops accepting a revoked key at once', async () => {
+    const keys = server.signet.services.admin.keys;
+    const { key, secret } = await keys.create({ name: 'short-lived', scope: 'read' }, 'test');
+    expect((await server.call('GET', '/admin/keys', { token: secret })).status).toBe(200);
+    await keys.revoke(key.id, 'test');
+    expect((await server.call('GET', '/admin/keys', { token: secret })).status).toBe(401);
+  });
+});
