@@ -7,6 +7,7 @@ import { startServer } from '../server.js';
 import { EXIT, output, reportError, withServices } from './context.js';
 import { usersCommand } from './users.js';
 import { exportCommand, importCommand } from './transfer.js';
+import { backupCommand, doctorCommand, restoreCommand } from './maintenance.js';
 import { adminKeysCommand, auditGroup, keysCommand, mailCommand, sessionsCommand } from './operations.js';
 
 /**
@@ -39,6 +40,9 @@ function program(): Command {
   signet.addCommand(importCommand());
   signet.addCommand(exportCommand());
   signet.addCommand(mailCommand());
+  signet.addCommand(doctorCommand());
+  signet.addCommand(backupCommand());
+  signet.addCommand(restoreCommand());
   signet.addCommand(auditGroup());
   signet
     .command('help')

@@ -1,9 +1,10 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hash as bcrypt } from '@node-rs/bcrypt';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { startSmtpServer } from '../support/smtp.js';
 import { loadConfig } from '../../src/config.js';
 import { startServer } from '../../src/server.js';
 import type { RunningServer } from '../../src/server.js';
@@ -11,6 +12,7 @@ import { DIALECTS, createPostgresSchema, newAccount, testConfig } from '../helpe
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const CLI = join(ROOT, 'dist', 'cli', 'main.js');
+const redisUrl = inject('redisUrl');
 
 beforeAll(() => {
   // The CLI under test is the built one, as `npx signet` runs it.
@@ -30,17 +32,22 @@ describe.each(DIALECTS)('the signet command on %s', (dialect) => {
   let dropSchema: (() => Promise<void>) | undefined;
   const dataDir = mkdtempSync(join(tmpdir(), 'signet-cli-'));
 
-  function signet(args: string[], input?: string): Promise<Run> {
+  function signet(args: string[], input?: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<Run> {
     return new Promise((resolve) => {
-      const child = execFile(process.execPath, [CLI, ...args], { env, cwd: dataDir, maxBuffer: 16 * 1024 * 1024 }, (error, stdout, stderr) => {
-        let json: unknown;
-        try {
-          json = JSON.parse(stdout);
-        } catch {
-          json = undefined;
-        }
-        resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr, json });
-      });
+      const child = execFile(
+        process.execPath,
+        [CLI, ...args],
+        { env: { ...env, ...extraEnv }, cwd: dataDir, maxBuffer: 16 * 1024 * 1024 },
+        (error, stdout, stderr) => {
+          let json: unknown;
+          try {
+            json = JSON.parse(stdout);
+          } catch {
+            json = undefined;
+          }
+          resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, stdout, stderr, json });
+        },
+      );
       child.stdin?.end(input ?? '');
     });
   }
@@ -199,6 +206,52 @@ describe.each(DIALECTS)('the signet command on %s', (dialect) => {
     expect(rows.find((r) => r.id === good[1].id)?.password).toBe(good[1].hash);
     const reimport = await signet(['--json', 'import', exported, '--key', 'id']);
     expect(reimport.json).toMatchObject({ inserted: 0, rejected: 0 });
+  }, 60_000);
+
+  it('doctor passes on a healthy setup and names each broken part', async () => {
+    const smtp = await startSmtpServer();
+    try {
+      const healthy = await signet(['--json', 'doctor'], undefined, { SMTP_URL: smtp.url, ...(redisUrl ? { REDIS_URL: redisUrl } : {}) });
+      expect(healthy.json.checks.filter((c: { status: string }) => c.status === 'fail')).toEqual([]);
+      expect(healthy.code).toBe(0);
+      const names = healthy.json.checks.map((c: { name: string }) => c.name);
+      for (const name of ['config', 'storage', 'migrations', 'clock', 'keys', 'mail', 'redis', 'hashing']) expect(names).toContain(name);
+    } finally {
+      await smtp.close();
+    }
+    const broken = await signet(['doctor'], undefined, {
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/signet',
+      SMTP_URL: 'smtp://127.0.0.1:1',
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
+    expect(broken.code).toBe(1);
+    expect(broken.stdout).toMatch(/FAIL\s+storage\s+postgres unreachable/);
+    expect(broken.stdout).toMatch(/FAIL\s+mail\s+SMTP smtp:\/\/127\.0\.0\.1:1/);
+    expect(broken.stdout).toMatch(/FAIL\s+redis\s+redis:\/\/127\.0\.0\.1:1/);
+    expect(broken.stdout).toContain('→ check DATABASE_URL');
+  }, 60_000);
+
+  it('backs up SQLite online and restores into an empty data directory; refuses on PostgreSQL', async () => {
+    const target = join(mkdtempSync(join(tmpdir(), 'signet-backup-')), 'signet.backup');
+    if (dialect === 'postgres') {
+      const refused = await signet(['backup', target]);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(/pg_dump/);
+      return;
+    }
+    const account = newAccount();
+    await call('/auth/signup', account);
+    const backup = await signet(['backup', target]);
+    expect(backup.code, backup.stderr).toBe(0);
+    expect(backup.stdout).toMatch(/signet\.key/);
+    expect(statSync(target).mode & 0o777).toBe(0o600);
+    const restoredDir = mkdtempSync(join(tmpdir(), 'signet-restored-'));
+    copyFileSync(join(dataDir, 'signet.key'), join(restoredDir, 'signet.key'));
+    const restore = await signet(['restore', target], undefined, { SIGNET_DATA_DIR: restoredDir });
+    expect(restore.code, restore.stderr).toBe(0);
+    const shown = await signet(['--json', 'users', 'show', account.email], undefined, { SIGNET_DATA_DIR: restoredDir });
+    expect(shown.json.user.email).toBe(account.email);
+    expect((await signet(['restore', target], undefined, { SIGNET_DATA_DIR: restoredDir })).code).toBe(1);
   }, 60_000);
 
   it('creates, uses and revokes admin keys from the command line', async () => {
