@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_CLAIM } from '../../src/core/admin/claims.js';
+import { InsufficientRoleError, appMetadataOf, createVerifier, hasRole, rolesOf } from '../../src/verify/index.js';
 import { DIALECTS, newAccount, startTestServer } from '../helpers.js';
 import type { TestServer } from '../helpers.js';
 
@@ -76,6 +77,26 @@ describe.each(DIALECTS)('the admin API on %s', (dialect) => {
     expect(events.status).toBe(200);
     const created_ = events.body.events.find((e: { event: string }) => e.event === 'admin.user_created');
     expect(created_.details.actor).toMatch(/^admin_key:/);
+  });
+
+  it('lets signet/verify read the roles and app data, and require a role', async () => {
+    const account = newAccount();
+    await server.call('POST', '/admin/users', {
+      token: writeKey,
+      body: { email: account.email, password: account.password, roles: ['billing'], appMetadata: { tier: 2 } },
+    });
+    const { token } = (await server.call('POST', '/auth/signin', { body: { email: account.email, password: account.password } })).body as { token: string };
+    const base = {
+      issuer: 'http://signet.test',
+      audience: 'http://signet.test',
+      algorithms: ['RS256' as const],
+      jwksUri: `${server.url}/.well-known/jwks.json`,
+    };
+    const claims = await createVerifier({ ...base, requiredRoles: ['billing'] }).verify(token);
+    expect(rolesOf(claims)).toEqual(['billing']);
+    expect(hasRole(claims, 'billing')).toBe(true);
+    expect(appMetadataOf(claims)).toEqual({ tier: 2 });
+    await expect(createVerifier({ ...base, requiredRoles: ['admin'] }).verify(token)).rejects.toBeInstanceOf(InsufficientRoleError);
   });
 
   it('validates roles and app data on write, without a partial write', async () => {

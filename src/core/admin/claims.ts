@@ -6,10 +6,9 @@ import { SignetError } from '../../errors.js';
  * token must stay under TOKEN_SIZE_BUDGET (core/tokens.ts) whatever is stored.
  */
 
-/** The access-token claim holding a user's roles (RFC 9068 §2.2.3.1 names `roles` among the SCIM attributes). */
-export const ROLES_CLAIM = 'roles';
-/** The access-token claim holding a user's app data: a collision-resistant name (RFC 7519 §4.2). */
-export const APP_CLAIM = 'https://signet/app';
+// `roles` (RFC 9068 §2.2.3.1 names it among the SCIM attributes) and the app claim, a collision-resistant
+// name (RFC 7519 §4.2): defined with the verifier, which reads them.
+export { APP_CLAIM, ROLES_CLAIM } from '../../verify/jwt.js';
 
 export const MAX_ROLES = 10;
 export const ROLE_NAME = /^[a-z][a-z0-9_.:-]{0,31}$/;
