@@ -6,6 +6,7 @@ import { KEY_FILE } from '../core/secrets.js';
 import { startServer } from '../server.js';
 import { EXIT, output, reportError, withServices } from './context.js';
 import { usersCommand } from './users.js';
+import { clientsCommand } from './clients.js';
 import { exportCommand, importCommand } from './transfer.js';
 import { backupCommand, doctorCommand, restoreCommand } from './maintenance.js';
 import { adminKeysCommand, auditGroup, keysCommand, mailCommand, sessionsCommand } from './operations.js';
@@ -37,6 +38,7 @@ function program(): Command {
   signet.addCommand(sessionsCommand());
   signet.addCommand(keysCommand());
   signet.addCommand(adminKeysCommand());
+  signet.addCommand(clientsCommand());
   signet.addCommand(importCommand());
   signet.addCommand(exportCommand());
   signet.addCommand(mailCommand());

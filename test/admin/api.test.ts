@@ -166,6 +166,31 @@ describe.each(DIALECTS)('the admin API on %s', (dialect) => {
     expect(bad.status).toBe(400);
   });
 
+  it('registers, changes, re-keys and removes OpenID clients; the secret shows once', async () => {
+    const created = await server.call('POST', '/admin/clients', {
+      token: writeKey,
+      body: { name: 'Example', type: 'confidential', redirectUris: ['http://localhost:4000/callback'] },
+    });
+    expect(created.status).toBe(201);
+    expect(created.body.secret).toMatch(/^[A-Za-z0-9_-]{40,}$/);
+    const id = created.body.client.id as string;
+    const listed = await server.call('GET', '/admin/clients', { token: readKey });
+    expect(listed.body.clients.map((c: { id: string }) => c.id)).toContain(id);
+    expect(JSON.stringify(listed.body)).not.toContain(created.body.secret);
+    expect(JSON.stringify(listed.body)).not.toMatch(/secretHash/);
+    const bad = await server.call('POST', '/admin/clients', {
+      token: writeKey,
+      body: { name: 'Bad', type: 'public', redirectUris: ['http://evil.example.com/cb'] },
+    });
+    expect(bad.status).toBe(400);
+    const disabled = await server.call('PATCH', `/admin/clients/${id}`, { token: writeKey, body: { disabled: true } });
+    expect(disabled.body.client.disabledAt).not.toBeNull();
+    const rotated = await server.call('POST', `/admin/clients/${id}/secret`, { token: writeKey });
+    expect(rotated.body.secret).not.toBe(created.body.secret);
+    expect((await server.call('DELETE', `/admin/clients/${id}`, { token: writeKey })).status).toBe(204);
+    expect((await server.call('GET', `/admin/clients/${id}`, { token: readKey })).status).toBe(404);
+  });
+
   it('stops accepting a revoked key at once', async () => {
     const keys = server.signet.services.admin.keys;
     const { key, secret } = await keys.create({ name: 'short-lived', scope: 'read' }, 'test');

@@ -254,7 +254,41 @@ describe.each(DIALECTS)('the signet command on %s', (dialect) => {
     expect((await signet(['restore', target], undefined, { SIGNET_DATA_DIR: restoredDir })).code).toBe(1);
   }, 60_000);
 
+  it('registers OpenID clients as docs/oidc.md says, the secret printed once', async () => {
+    const added = await signet([
+      '--json',
+      'clients',
+      'add',
+      '--name',
+      'Example App',
+      '--type',
+      'confidential',
+      '--redirect-uri',
+      'http://localhost:4000/callback',
+      '--post-logout-redirect-uri',
+      'http://localhost:4000/',
+      '--scope',
+      'openid',
+      '--scope',
+      'email',
+    ]);
+    expect(added.code, added.stderr).toBe(0);
+    expect(added.json.secret).toBeTypeOf('string');
+    const id = added.json.client.id as string;
+    const shown = await signet(['clients', 'show', id]);
+    expect(shown.stdout).toContain('Example App');
+    expect(shown.stdout).not.toContain(added.json.secret);
+    expect((await signet(['clients', 'update', id, '--name', 'Renamed'])).code).toBe(0);
+    expect((await signet(['clients', 'list'])).stdout).toContain('Renamed');
+    expect((await signet(['--json', 'clients', 'rotate-secret', id])).json.secret).not.toBe(added.json.secret);
+    expect((await signet(['clients', 'disable', id])).code).toBe(0);
+    expect((await signet(['clients', 'remove', id])).code).toBe(0);
+    expect((await signet(['clients', 'show', id])).code).toBe(1);
+  }, 60_000);
+
   it('creates, uses and revokes admin keys from the command line', async () => {
+    // A second key keeps the admin API on: with no live key at all it answers 404.
+    expect((await signet(['admin-keys', 'create', '--name', 'keeper', '--scope', 'write'])).code).toBe(0);
     const created = await signet(['--json', 'admin-keys', 'create', '--name', 'ci', '--scope', 'read']);
     expect(created.code).toBe(0);
     const users = await call('/admin/users?limit=1', undefined, created.json.secret);

@@ -1,5 +1,6 @@
+import { adminClientRoutes } from './clients.js';
 import { adminOperationRoutes } from './operations.js';
 import { adminUserRoutes } from './users.js';
 
 /** Every /admin route (admin API keys only; see `assertAdmin` in http/app.ts). */
-export const adminRoutes = [...adminUserRoutes, ...adminOperationRoutes];
+export const adminRoutes = [...adminUserRoutes, ...adminOperationRoutes, ...adminClientRoutes];
