@@ -12,6 +12,8 @@ export interface RunningServer {
   url: string;
   /** The METRICS_PORT listener's URL, when one is configured. */
   metricsUrl: string | undefined;
+  /** The ADMIN_PORT listener's URL, when one is configured. */
+  adminUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -47,12 +49,31 @@ export async function startServer(options: CreateSignetOptions = {}): Promise<Ru
       throw error;
     }
   }
+  // The admin API on a listener of its own when ADMIN_PORT is set (loopback by default).
+  const { adminPort, adminHost } = signet.services.config;
+  const adminServer = adminPort === undefined || !signet.admin ? undefined : createServer(signet.admin);
+  if (adminServer) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        adminServer.once('error', reject);
+        adminServer.listen(adminPort, adminHost, () => resolve());
+      });
+    } catch (error) {
+      server.close();
+      metricsServer?.close();
+      await signet.close();
+      throw error;
+    }
+  }
   return {
     signet,
     server,
     url,
     metricsUrl: metricsServer ? `http://${hostPort(metricsServer.address() as AddressInfo)}` : undefined,
+    adminUrl: adminServer ? `http://${hostPort(adminServer.address() as AddressInfo)}` : undefined,
     async close() {
+      adminServer?.close();
+      adminServer?.closeAllConnections();
       metricsServer?.close();
       metricsServer?.closeAllConnections();
       await new Promise<void>((resolve) => {

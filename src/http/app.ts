@@ -52,6 +52,8 @@ export const VERSION = '0.1.0';
 
 /** Every route Signet serves, in one table. */
 export function routeTable(services: Services, assets: PageAssets = pageAssets(services.config)): Route[] {
+  // With ADMIN_PORT the admin API lives on its own listener (adminApp below), not here.
+  const admin = services.config.adminPort === undefined ? adminRoutes : [];
   const routes: Route[] = [
     ...pageRoutes(services.config, assets),
     ...oidcRoutes(services.config, assets),
@@ -83,7 +85,7 @@ export function routeTable(services: Services, assets: PageAssets = pageAssets(s
     listSessionsRoute,
     endSessionRoute,
     auditRoute(services.audit),
-    ...adminRoutes,
+    ...admin,
     revocationsRoute,
     jwksRoute,
     discoveryRoute,
@@ -111,12 +113,17 @@ export function routeTable(services: Services, assets: PageAssets = pageAssets(s
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The admin API alone, for the ADMIN_PORT listener: the same rows, dispatcher and error contract. */
+export function createAdminApp(services: Services): Hono<AppEnv> {
+  return createApp(services, { surface: 'admin' }).app;
+}
+
 /** The web-standard handler (`app.fetch(request)`), and its route table. */
-export function createApp(services: Services): { app: Hono<AppEnv>; routes: Route[] } {
+export function createApp(services: Services, options: { surface?: 'main' | 'admin' } = {}): { app: Hono<AppEnv>; routes: Route[] } {
   const app = new Hono<AppEnv>();
   const { config, logger } = services;
   const assets = pageAssets(config);
-  const routes = routeTable(services, assets);
+  const routes = options.surface === 'admin' ? [...adminRoutes] : routeTable(services, assets);
 
   app.use(async (c, next) => {
     const started = performance.now();

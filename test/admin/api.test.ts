@@ -199,3 +199,20 @@ describe.each(DIALECTS)('the admin API on %s', (dialect) => {
     expect((await server.call('GET', '/admin/keys', { token: secret })).status).toBe(401);
   });
 });
+
+describe('the admin API on its own listener (ADMIN_PORT)', () => {
+  it('serves /admin only on ADMIN_PORT, and nothing else there', async () => {
+    const server = await startTestServer('sqlite', { adminPort: 0 });
+    try {
+      const { secret } = await server.signet.services.admin.keys.create({ name: 'ops', scope: 'read' }, 'test');
+      expect(server.adminUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+      const onPublic = await server.call('GET', '/admin/users', { token: secret });
+      expect(onPublic.status).toBe(404);
+      const onAdmin = await fetch(`${server.adminUrl}/admin/users`, { headers: { authorization: `Bearer ${secret}` } });
+      expect(onAdmin.status).toBe(200);
+      expect((await fetch(`${server.adminUrl}/auth/signin`, { method: 'POST' })).status).toBe(404);
+    } finally {
+      await server.close();
+    }
+  });
+});
