@@ -15,6 +15,7 @@ import { TOKEN_SIZE_BUDGET, TokenService } from './core/tokens.js';
 import { AccountService } from './core/users.js';
 import { AdminKeys } from './core/admin/keys.js';
 import { UserAdmin } from './core/admin/users.js';
+import { UserImporter } from './core/admin/import.js';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { AuditLog } from './core/audit.js';
@@ -59,7 +60,7 @@ export interface Services {
   /** The OpenID Provider (its routes exist only with asymmetric keys). */
   oidc: Oidc;
   /** What operators do: the CLI and the admin API call these (core/admin). */
-  admin: { users: UserAdmin; keys: AdminKeys };
+  admin: { users: UserAdmin; keys: AdminKeys; importer: UserImporter };
   close(): Promise<void>;
 }
 
@@ -202,6 +203,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       admin: {
         users: new UserAdmin({ db, clock, onEvent, hasher, sessions, guard, config }),
         keys: new AdminKeys({ db, clock, onEvent }),
+        importer: new UserImporter({ db, clock, onEvent }),
       },
       async close() {
         await retention.close();

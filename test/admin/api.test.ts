@@ -1,3 +1,4 @@
+import { hash as bcrypt } from '@node-rs/bcrypt';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { APP_CLAIM } from '../../src/core/admin/claims.js';
 import { InsufficientRoleError, appMetadataOf, createVerifier, hasRole, rolesOf } from '../../src/verify/index.js';
@@ -189,6 +190,25 @@ describe.each(DIALECTS)('the admin API on %s', (dialect) => {
     expect(rotated.body.secret).not.toBe(created.body.secret);
     expect((await server.call('DELETE', `/admin/clients/${id}`, { token: writeKey })).status).toBe(204);
     expect((await server.call('GET', `/admin/clients/${id}`, { token: readKey })).status).toBe(404);
+  });
+
+  it('imports a modest CSV over HTTP, bounded in size, and the imported bcrypt user signs in', async () => {
+    const a = newAccount();
+    const b = newAccount();
+    const csv = `id,username,email,password\nimp-${a.username},${a.username},${a.email},${await bcrypt(a.password, 4)}\n,,${b.email},not-a-hash\n`;
+    const send = (body: string, type: string, key = writeKey, query = '') =>
+      fetch(`${server.url}/admin/import${query}`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': type }, body });
+    const readOnly = await send(csv, 'text/csv', readKey);
+    expect(readOnly.status).toBe(403);
+    const dry = (await (await send(csv, 'text/csv', writeKey, '?dryRun=true')).json()) as Record<string, unknown>;
+    expect(dry).toMatchObject({ dryRun: true, inserted: 1, rejected: 1 });
+    const response = await send(csv, 'text/csv');
+    expect(response.status).toBe(200);
+    expect(await response.json()).toMatchObject({ rows: 2, inserted: 1, rejected: 1, rejects: [{ line: 3, reason: 'unknown_hash_format' }] });
+    expect((await server.call('POST', '/auth/signin', { body: { email: a.email, password: a.password } })).status).toBe(200);
+    expect((await send(csv, 'application/json')).status).toBe(415);
+    expect((await send('x'.repeat(5 * 1024 * 1024 + 1), 'text/csv')).status).toBe(413);
+    expect((await (await send(csv, 'text/csv')).json()) as Record<string, unknown>).toMatchObject({ inserted: 0, skipped: 1 });
   });
 
   it('stops accepting a revoked key at once', async () => {
