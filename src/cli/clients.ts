@@ -2,7 +2,7 @@ import { Command, Option } from 'commander';
 import { clientView } from '../core/admin/client-view.js';
 import type { ClientChanges, ClientInput } from '../core/oidc/clients.js';
 import type { OAuthClient } from '../model.js';
-import { Failure, UsageError, output, printTable, withServices } from './context.js';
+import { CLI_ACTOR, Failure, UsageError, output, printTable, withServices } from './context.js';
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 const seconds = (flag: string) => (value: string) => {
@@ -74,7 +74,11 @@ export function clientsCommand(): Command {
         redirectUris: o.redirectUri as string[],
       };
       if (o.authMethod !== undefined) input.authMethod = o.authMethod as 'client_secret_basic' | 'client_secret_post';
-      const { client, secret } = await withServices((s) => s.oidc.clients.register(input));
+      const { client, secret } = await withServices(async (s) => {
+        const registered = await s.oidc.clients.register(input);
+        s.audit.record('admin.client_registered', { clientId: registered.client.id, actor: CLI_ACTOR });
+        return registered;
+      });
       output(command, { client: clientView(client), ...(secret ? { secret } : {}) }, () => {
         process.stdout.write(`Registered client ${client.id}\n`);
         if (secret) process.stdout.write(secretNote(secret));
@@ -114,7 +118,11 @@ export function clientsCommand(): Command {
 
   clientOptions(clients.command('update').description('Change a client (options replace what they name)').argument('<id>', 'the client id'), false).action(
     async (id: string, o: Record<string, unknown>, command: Command) => {
-      const client = await withServices((s) => s.oidc.clients.update(id, changes(o)));
+      const client = await withServices(async (s) => {
+        const updated = await s.oidc.clients.update(id, changes(o));
+        s.audit.record('admin.client_updated', { clientId: id, actor: CLI_ACTOR });
+        return updated;
+      });
       output(command, { client: clientView(client) }, () => printClient(client));
     },
   );
@@ -124,7 +132,11 @@ export function clientsCommand(): Command {
     .description('Replace a confidential client’s secret at once; the new one is printed once')
     .argument('<id>', 'the client id')
     .action(async (id: string, _o: unknown, command: Command) => {
-      const secret = await withServices((s) => s.oidc.clients.rotateSecret(id));
+      const secret = await withServices(async (s) => {
+        const rotated = await s.oidc.clients.rotateSecret(id);
+        s.audit.record('admin.client_secret_rotated', { clientId: id, actor: CLI_ACTOR });
+        return rotated;
+      });
       output(command, { id, secret }, () => process.stdout.write(`New secret for ${id}${secretNote(secret)}`));
     });
 
@@ -137,7 +149,11 @@ export function clientsCommand(): Command {
       .description(description)
       .argument('<id>', 'the client id')
       .action(async (id: string, _o: unknown, command: Command) => {
-        const client = await withServices((s) => s.oidc.clients.setDisabled(id, disabled));
+        const client = await withServices(async (s) => {
+          const changed = await s.oidc.clients.setDisabled(id, disabled);
+          s.audit.record(disabled ? 'admin.client_disabled' : 'admin.client_enabled', { clientId: id, actor: CLI_ACTOR });
+          return changed;
+        });
         output(command, { client: clientView(client) }, () => process.stdout.write(`${disabled ? 'Disabled' : 'Enabled'} ${client.id}\n`));
       });
   }
@@ -147,7 +163,10 @@ export function clientsCommand(): Command {
     .description('Delete a client, its grants and its users’ consents')
     .argument('<id>', 'the client id')
     .action(async (id: string, _o: unknown, command: Command) => {
-      await withServices((s) => s.oidc.clients.remove(id));
+      await withServices(async (s) => {
+        await s.oidc.clients.remove(id);
+        s.audit.record('admin.client_removed', { clientId: id, actor: CLI_ACTOR });
+      });
       output(command, { removed: id }, () => process.stdout.write(`Removed ${id}\n`));
     });
   return clients;

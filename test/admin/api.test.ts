@@ -211,6 +211,37 @@ describe.each(DIALECTS)('the admin API on %s', (dialect) => {
     expect((await (await send(csv, 'text/csv')).json()) as Record<string, unknown>).toMatchObject({ inserted: 0, skipped: 1 });
   });
 
+  it('lets one of a burst of creates for the same address win, and concurrent imports of one file insert each user once', async () => {
+    const account = newAccount();
+    const burst = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        server.call('POST', '/admin/users', { token: writeKey, body: { email: account.email, password: `${account.password}-${i}` } }),
+      ),
+    );
+    expect(burst.filter((r) => r.status === 201)).toHaveLength(1);
+    expect(burst.filter((r) => r.status === 409).every((r) => r.body.code === 'email_taken')).toBe(true);
+    expect(burst.filter((r) => r.status === 409)).toHaveLength(7);
+
+    const hash = await bcrypt('tidy-otter-lamp-42', 4);
+    const prefix = `burst${Date.now().toString(36)}`;
+    const csv = `email,password\n${Array.from({ length: 50 }, (_, i) => `${prefix}.${i}@example.com,${hash}`).join('\n')}\n`;
+    const reports = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const response = await fetch(`${server.url}/admin/import`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${writeKey}`, 'content-type': 'text/csv' },
+          body: csv,
+        });
+        expect(response.status).toBe(200);
+        return (await response.json()) as { inserted: number; skipped: number; rejected: number };
+      }),
+    );
+    expect(reports.reduce((n, r) => n + r.inserted, 0)).toBe(50);
+    expect(reports.reduce((n, r) => n + r.inserted + r.skipped, 0)).toBe(200);
+    const listed = await server.call('GET', `/admin/users?email=${prefix}&limit=100`, { token: readKey });
+    expect(listed.body.users).toHaveLength(50);
+  });
+
   it('stops accepting a revoked key at once', async () => {
     const keys = server.signet.services.admin.keys;
     const { key, secret } = await keys.create({ name: 'short-lived', scope: 'read' }, 'test');
