@@ -3,7 +3,7 @@ import type { SigningKey } from '../core/keys.js';
 import type { Session } from '../model.js';
 import type { AdminScope } from '../core/admin/keys.js';
 import { CLI_ACTOR, UsageError, output, printTable, withServices, withStore } from './context.js';
-import { auditCommand } from './audit.js';
+import { AUDIT_USAGE, auditCommand } from './audit.js';
 
 function keyJson(key: SigningKey): Record<string, unknown> {
   return { kid: key.kid, alg: key.alg, state: key.state, activatesAt: new Date(key.activatesAt).toISOString() };
@@ -79,6 +79,10 @@ export function auditGroup(): Command {
     .allowExcessArguments()
     .argument('[args...]')
     .action(async (args: string[]) => {
+      if (args.includes('--help') || args.includes('-h')) {
+        process.stdout.write(AUDIT_USAGE);
+        return;
+      }
       const code = await withStore(({ audit }) => auditCommand({ audit }, args));
       process.exitCode = code;
     });
