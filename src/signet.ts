@@ -61,6 +61,7 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
     handler,
     middleware: (req, res, next) => (handles(req.url ?? '/') ? void handler(req, res) : next()),
     handles,
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the listener handles its own promise
     admin: config.adminPort === undefined ? undefined : getRequestListener(createAdminApp(services).fetch),
     metrics: (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
