@@ -81,6 +81,9 @@ export interface SignetConfig {
   metricsToken: string | undefined;
   metricsPort: number | undefined;
   metricsHost: string;
+  /** Serve /admin/* only on this port of adminHost (a listener of its own), not on PORT. */
+  adminPort: number | undefined;
+  adminHost: string;
   dev: boolean;
 }
 
@@ -579,6 +582,20 @@ export const OPTIONS: readonly Option[] = [
     parse: integer(0, 65535),
   },
   {
+    env: 'ADMIN_PORT',
+    key: 'adminPort',
+    default: () => undefined,
+    description: 'Serve the admin API (/admin/*) on this port of ADMIN_HOST only, a listener of its own, and not on PORT',
+    parse: integer(0, 65535),
+  },
+  {
+    env: 'ADMIN_HOST',
+    key: 'adminHost',
+    default: '127.0.0.1',
+    description: 'Interface of the ADMIN_PORT listener (loopback by default: keep it private)',
+    parse: text,
+  },
+  {
     env: 'METRICS_HOST',
     key: 'metricsHost',
     default: '127.0.0.1',
@@ -651,6 +668,9 @@ function finish(config: SignetConfig): Readonly<SignetConfig> {
   }
   if (config.metricsPort !== undefined && config.metricsPort === config.port && config.port !== 0) {
     throw new ConfigError('METRICS_PORT must differ from PORT: metrics are served on a listener of their own');
+  }
+  if (config.adminPort !== undefined && config.port !== 0 && (config.adminPort === config.port || config.adminPort === config.metricsPort)) {
+    throw new ConfigError('ADMIN_PORT must differ from PORT and METRICS_PORT: the admin API is served on a listener of its own');
   }
   config = { ...config, ...relyingParty(config) };
   return Object.freeze({

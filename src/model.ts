@@ -16,6 +16,10 @@ export interface User {
   disabledAt: Date | null;
   createdAt: Date;
   updatedAt: Date;
+  /** Operator-set role names, carried in access tokens as `roles` (see core/admin/claims.ts). */
+  roles: string[];
+  /** Operator-set app data, carried in access tokens under the app claim (see core/admin/claims.ts). */
+  appMetadata: Record<string, unknown>;
 }
 
 /** A user with the password hash, which only core's password checks read. */

@@ -12,6 +12,8 @@ export interface RunningServer {
   url: string;
   /** The METRICS_PORT listener's URL, when one is configured. */
   metricsUrl: string | undefined;
+  /** The ADMIN_PORT listener's URL, when one is configured. */
+  adminUrl: string | undefined;
   /**
    * Stops gracefully: `/readyz` answers 503, no new connection is accepted,
    * idle keep-alive connections close, requests in flight get `graceMs`
@@ -55,16 +57,35 @@ export async function startServer(options: CreateSignetOptions = {}): Promise<Ru
       throw error;
     }
   }
+  // The admin API on a listener of its own when ADMIN_PORT is set (loopback by default).
+  const { adminPort, adminHost } = signet.services.config;
+  const adminServer = adminPort === undefined || !signet.admin ? undefined : createServer(signet.admin);
+  if (adminServer) {
+    try {
+      await new Promise<void>((resolve, reject) => {
+        adminServer.once('error', reject);
+        adminServer.listen(adminPort, adminHost, () => resolve());
+      });
+    } catch (error) {
+      server.close();
+      metricsServer?.close();
+      await signet.close();
+      throw error;
+    }
+  }
   let closing: Promise<void> | undefined;
   return {
     signet,
     server,
     url,
     metricsUrl: metricsServer ? `http://${hostPort(metricsServer.address() as AddressInfo)}` : undefined,
+    adminUrl: adminServer ? `http://${hostPort(adminServer.address() as AddressInfo)}` : undefined,
     close(closeOptions = {}) {
       closing ??= (async () => {
         const { logger, config, readiness } = signet.services;
         readiness.draining = true;
+        adminServer?.close();
+        adminServer?.closeAllConnections();
         metricsServer?.close();
         metricsServer?.closeAllConnections();
         const graceMs = closeOptions.graceMs ?? config.shutdownGrace * 1000;

@@ -15,6 +15,9 @@ import type { Oidc } from './core/oidc/index.js';
 import { SessionService } from './core/sessions.js';
 import { TOKEN_SIZE_BUDGET, TokenService } from './core/tokens.js';
 import { AccountService } from './core/users.js';
+import { AdminKeys } from './core/admin/keys.js';
+import { UserAdmin } from './core/admin/users.js';
+import { UserImporter } from './core/admin/import.js';
 import { join } from 'node:path';
 import { createRequire } from 'node:module';
 import type { Redis } from 'ioredis';
@@ -72,6 +75,8 @@ export interface Services {
   outages: OutageLog;
   /** Set by the server when it starts draining for shutdown: `/readyz` then answers 503 so load balancers stop sending. */
   readiness: { draining: boolean };
+  /** What operators do: the CLI and the admin API call these (core/admin). */
+  admin: { users: UserAdmin; keys: AdminKeys; importer: UserImporter };
   close(): Promise<void>;
 }
 
@@ -276,6 +281,11 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       requestLog: requestLogger(logger),
       outages,
       readiness: { draining: false },
+      admin: {
+        users: new UserAdmin({ db, clock, onEvent, hasher, sessions, guard, config }),
+        keys: new AdminKeys({ db, clock, onEvent }),
+        importer: new UserImporter({ db, clock, onEvent }),
+      },
       async close() {
         await retention.close();
         await oidc.logout.settle();

@@ -4,7 +4,7 @@ import type { Hono } from 'hono';
 import type { SignetConfig } from './config.js';
 import { loadConfig } from './config.js';
 import type { AppEnv } from './http/context.js';
-import { createApp, pathMatcher } from './http/app.js';
+import { createAdminApp, createApp, pathMatcher } from './http/app.js';
 import { metricsResponse } from './http/handlers/meta.js';
 import type { ServiceOptions, Services } from './services.js';
 import { createServices } from './services.js';
@@ -18,6 +18,8 @@ export interface Signet {
   middleware: (req: IncomingMessage, res: ServerResponse, next: (error?: unknown) => void) => void;
   /** Whether a request path belongs to Signet (for Fastify's `onRequest` hook and similar). */
   handles: (url: string) => boolean;
+  /** The admin API alone (/admin/*), for the ADMIN_PORT listener; undefined without ADMIN_PORT (then it is on `handler`). */
+  admin: ((req: IncomingMessage, res: ServerResponse) => void) | undefined;
   /** GET /metrics without a token, for a private listener (METRICS_PORT, or one the embedding app keeps private). */
   metrics: (req: IncomingMessage, res: ServerResponse) => void;
   app: Hono<AppEnv>;
@@ -59,6 +61,8 @@ export async function createSignet(options: CreateSignetOptions = {}): Promise<S
     handler,
     middleware: (req, res, next) => (handles(req.url ?? '/') ? void handler(req, res) : next()),
     handles,
+    // eslint-disable-next-line @typescript-eslint/no-misused-promises -- the listener handles its own promise
+    admin: config.adminPort === undefined ? undefined : getRequestListener(createAdminApp(services).fetch),
     metrics: (req, res) => {
       const path = (req.url ?? '/').split('?')[0];
       const response = req.method === 'GET' && path === '/metrics' ? metricsResponse(services.metrics) : new Response('Not found\n', { status: 404 });

@@ -19,7 +19,7 @@ const CHAIN_FORMAT = 'signet-audit-v2';
 const LEGACY_FORMAT = 'signet-audit-v1';
 
 /** Issue 5 §8: sign-in outcomes, security alarms, account and session changes. */
-const AUDITED = /^(auth|security|account|session|user)\./;
+const AUDITED = /^(auth|security|account|session|user|admin)\./;
 /** Never stored, whatever the value: a field named like a credential may hold one. */
 const SECRET_FIELD = /password|token|secret|code|hash/i;
 const EMAIL_FIELD = /e-?mail/i;

@@ -2,6 +2,24 @@ import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { SessionCache } from './session-cache.js';
 
+/** How long an invalidation waits for a Redis connection that is not up yet. */
+const PUBLISH_WAIT_MS = 2000;
+
+function ready(redis: Redis, waitMs: number): Promise<void> {
+  if (redis.status === 'ready') return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      redis.off('ready', onReady);
+      reject(new Error('Redis not connected'));
+    }, waitMs);
+    const onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    redis.once('ready', onReady);
+  });
+}
+
 interface Message {
   from: string;
   sessions?: string[];
@@ -29,6 +47,7 @@ export class CacheBus {
   readonly #channel: string;
   readonly #id = randomUUID();
   readonly #onError: (error: Error) => void;
+  readonly #pending = new Set<Promise<void>>();
 
   constructor(options: CacheBusOptions) {
     this.#cache = options.cache;
@@ -58,7 +77,9 @@ export class CacheBus {
     this.#publish({ from: this.#id, user: userId });
   }
 
+  /** Sends what is still queued (a `signet` command's invalidation), then leaves the channel. */
   async close(): Promise<void> {
+    await Promise.allSettled(this.#pending);
     if (this.#subscriber) await this.#subscriber.quit().catch(() => this.#subscriber?.disconnect());
   }
 
@@ -70,9 +91,18 @@ export class CacheBus {
   }
 
   #publish(message: Message): void {
-    this.#publisher?.publish(this.#channel, JSON.stringify(message)).catch((error: unknown) => {
-      this.#onError(error instanceof Error ? error : new Error(String(error)));
-    });
+    const publisher = this.#publisher;
+    if (!publisher) return;
+    // Commands fail at once while Redis is not connected (no offline queue): a process that has only just
+    // started (a `signet` command) waits for the connection, a little, rather than drop the message.
+    const sent = ready(publisher, PUBLISH_WAIT_MS)
+      .then(() => publisher.publish(this.#channel, JSON.stringify(message)))
+      .then(
+        () => undefined,
+        (error: unknown) => this.#onError(error instanceof Error ? error : new Error(String(error))),
+      )
+      .finally(() => this.#pending.delete(sent));
+    this.#pending.add(sent);
   }
 
   #receive(text: string): void {

@@ -3,6 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, importJWK } from 'jose';
 import type { CryptoKey, JWK } from 'jose';
 import { ConfigError, type SignetConfig } from '../config.js';
+import { SignetError } from '../errors.js';
 import type { Db } from '../store/db.js';
 import { deleteKeys, insertKey, listKeys, updatePrivateKey } from '../store/keys.js';
 import type { SigningKeyRow } from '../store/schema.js';
@@ -112,6 +113,27 @@ export class Keyring {
     const kid = await this.#generate(now + this.#options.config.keyRotationOverlap * 1000);
     await this.refresh();
     return this.#keys.find((k) => k.kid === kid)!;
+  }
+
+  /**
+   * Withdraws a key before its time (`signet keys retire`): tokens it signed
+   * stop verifying at once, here and at every verifier's next JWKS fetch. For a
+   * key suspected leaked. The signing key cannot be retired: rotate first and
+   * wait until the next key signs.
+   */
+  async retire(kid: string): Promise<SigningKey> {
+    await this.refresh();
+    const key = this.#keys.find((k) => k.kid === kid);
+    if (!key) throw new SignetError('not_found', { message: `No signing key has kid ${kid}` });
+    if (key.state === 'active') {
+      throw new SignetError('validation_failed', {
+        details: [{ field: 'kid', message: 'this key signs every new token: run `signet keys rotate`, wait KEY_ROTATION_OVERLAP seconds, then retire it' }],
+      });
+    }
+    await deleteKeys(this.#options.db, [kid]);
+    this.#options.onEvent?.('keys.retired', { kids: [kid] });
+    await this.refresh();
+    return key;
   }
 
   /**

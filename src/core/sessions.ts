@@ -408,6 +408,9 @@ export class SessionService {
       audience: session.audience ?? undefined,
       ttl,
       amr: session.amr,
+      // Read from the user at every issue: an operator's change shows at the next refresh.
+      roles: user.roles,
+      appMetadata: user.appMetadata,
     });
     return {
       accessToken,

@@ -104,6 +104,16 @@ export class SignInGuard {
     else for (const name of ACCOUNT_WINDOWS) await this.#limits.reset(name, attempt.identifier);
   }
 
+  /**
+   * Forgets an account's failed sign-ins (an operator's `users unlock`). The
+   * counters live in Redis when REDIS_URL is set, so the CLI reaches the
+   * servers' counters; without Redis each server keeps its own, and only a
+   * restart clears them.
+   */
+  async unlock(userId: string): Promise<void> {
+    for (const name of ACCOUNT_WINDOWS) await this.#limits.reset(name, `user:${userId}`);
+  }
+
   /** An admitted attempt whose password was never checked (the client left, the server is stopping): it costs nothing. */
   async unchecked(attempt: Attempt): Promise<void> {
     await this.#limits.refund('signin.ip.failures', networkKey(attempt.ip));

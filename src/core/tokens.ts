@@ -5,6 +5,7 @@ import { SignetError } from '../errors.js';
 import type { AccessTokenClaims, JwtRules } from '../verify/jwt.js';
 import { JwtVerificationError, VerifiedTokenCache, verifyCached, verifyJwt } from '../verify/jwt.js';
 import { LONGEST_AMR } from './amr.js';
+import { APP_CLAIM, ROLES_CLAIM, largestClaims } from './admin/claims.js';
 import type { Clock } from './clock.js';
 import type { Keyring } from './keys.js';
 import { CLOCK_LEEWAY } from './keys.js';
@@ -22,6 +23,9 @@ export interface TokenSubject {
   ttl?: number | undefined;
   /** How the session's sign-in was proven (RFC 8176); omitted when unknown (sessions from before it was recorded). */
   amr?: readonly string[] | undefined;
+  /** Operator-set roles and app data (core/admin/claims.ts); omitted when empty. */
+  roles?: readonly string[] | undefined;
+  appMetadata?: Record<string, unknown> | undefined;
 }
 
 export const DEFAULT_CLIENT_ID = 'signet';
@@ -75,6 +79,8 @@ export class TokenService {
     if (subject.scope) claims.scope = subject.scope;
     // RFC 9068 §2.2.1 lists amr among the claims an access token may carry: resource servers can ask for a second factor.
     if (subject.amr && subject.amr.length > 0) claims.amr = [...subject.amr];
+    if (subject.roles && subject.roles.length > 0) claims[ROLES_CLAIM] = [...subject.roles];
+    if (subject.appMetadata && Object.keys(subject.appMetadata).length > 0) claims[APP_CLAIM] = subject.appMetadata;
     return new SignJWT(claims)
       .setProtectedHeader({ alg: key.alg, kid: key.kid, typ: 'at+jwt' })
       .setIssuer(this.#config.publicUrl)
@@ -88,7 +94,7 @@ export class TokenService {
 
   /**
    * Size of the largest token this configuration can produce (longest email,
-   * longest client_id): checked at start against TOKEN_SIZE_BUDGET.
+   * longest client_id, the most roles and app data a user may hold): checked at start against TOKEN_SIZE_BUDGET.
    */
   async worstCaseSize(): Promise<number> {
     const token = await this.issue({
@@ -98,6 +104,7 @@ export class TokenService {
       emailVerified: false,
       clientId: 'c'.repeat(128),
       amr: LONGEST_AMR,
+      ...largestClaims(),
     });
     return token.length;
   }

@@ -42,6 +42,7 @@ import { pageAssets } from './pages/layout.js';
 import type { PageAssets } from './pages/layout.js';
 import { limitClient } from './limit.js';
 import { auditRoute } from './handlers/audit.js';
+import { adminRoutes } from './admin/index.js';
 import { withClientIp } from '../core/audit.js';
 import { constantTimeEqual } from '../core/crypto.js';
 import { openApiDocument } from './openapi.js';
@@ -53,6 +54,8 @@ export const VERSION = '0.1.0';
 
 /** Every route Signet serves, in one table. */
 export function routeTable(services: Services, assets: PageAssets = pageAssets(services.config)): Route[] {
+  // With ADMIN_PORT the admin API lives on its own listener (adminApp below), not here.
+  const admin = services.config.adminPort === undefined ? adminRoutes : [];
   const routes: Route[] = [
     ...pageRoutes(services.config, assets),
     ...oidcRoutes(services.config, assets),
@@ -90,6 +93,7 @@ export function routeTable(services: Services, assets: PageAssets = pageAssets(s
     listSessionsRoute,
     endSessionRoute,
     auditRoute(services.audit),
+    ...admin,
     revocationsRoute,
     jwksRoute,
     discoveryRoute,
@@ -117,12 +121,17 @@ export function routeTable(services: Services, assets: PageAssets = pageAssets(s
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The admin API alone, for the ADMIN_PORT listener: the same rows, dispatcher and error contract. */
+export function createAdminApp(services: Services): Hono<AppEnv> {
+  return createApp(services, { surface: 'admin' }).app;
+}
+
 /** The web-standard handler (`app.fetch(request)`), and its route table. */
-export function createApp(services: Services): { app: Hono<AppEnv>; routes: Route[] } {
+export function createApp(services: Services, options: { surface?: 'main' | 'admin' } = {}): { app: Hono<AppEnv>; routes: Route[] } {
   const app = new Hono<AppEnv>();
   const { config, logger } = services;
   const assets = pageAssets(config);
-  const routes = routeTable(services, assets);
+  const routes = options.surface === 'admin' ? [...adminRoutes] : routeTable(services, assets);
 
   const stamp = headerStamp(config.trustProxy);
   app.use(async (c, next) => {
@@ -224,6 +233,7 @@ function apiHandler(r: Route, services: Services) {
   const { config } = services;
   return async (c: AppContext): Promise<Response> => {
     if (r.auth === 'operator') assertOperator(c, config.metricsToken);
+    if (r.auth === 'admin-read' || r.auth === 'admin-write') await assertAdmin(c, services, r.auth === 'admin-write');
     const credential = r.auth === 'bearer' || r.auth === 'bearer-or-body' ? accessCredential(c) : undefined;
     if (r.auth === 'bearer' || (r.auth === 'bearer-or-body' && credential !== undefined)) {
       if (credential === undefined) throw new SignetError('missing_token');
@@ -279,7 +289,7 @@ function headerStamp(trustProxy: readonly string[]) {
   const csp = "default-src 'none'; frame-ancestors 'none'";
   return (c: AppContext, target: NodeOutgoing | Headers, requestId: string): void => {
     const headers: [string, string][] = [['x-request-id', requestId], ...fixed];
-    if (c.req.path.startsWith('/auth/')) headers.push(['cache-control', 'no-store']);
+    if (c.req.path.startsWith('/auth/') || c.req.path.startsWith('/admin/')) headers.push(['cache-control', 'no-store']);
     if (isHttps(c, trustProxy)) headers.push(['strict-transport-security', 'max-age=31536000; includeSubDomains']);
     if (target instanceof Headers) {
       for (const [name, value] of headers) target.set(name, value);
@@ -312,6 +322,28 @@ function accessCredential(c: AppContext): { token: string; via: 'header' | 'cook
   const token = match?.[2]?.trim();
   if (!match || match[1].toLowerCase() !== 'bearer' || !token) throw new SignetError('missing_token');
   return { token, via: 'header' };
+}
+
+/**
+ * Admin routes take an admin API key as a Bearer token, from the header only
+ * (a browser never sends one on its own, so no CSRF applies). While no live
+ * key exists they answer 404 like any unknown path. Every call is audited
+ * with the key that made it, before the handler runs.
+ */
+async function assertAdmin(c: AppContext, services: Services, write: boolean): Promise<void> {
+  if (!(await services.admin.keys.anyLive())) throw new SignetError('not_found');
+  const header = c.req.header('authorization');
+  const match = header === undefined ? null : /^bearer\s+(\S+)$/i.exec(header.trim());
+  if (!match) throw new SignetError('missing_token', { message: 'An admin API key is required (Authorization: Bearer sgn_admin_…)' });
+  const key = await services.admin.keys.authenticate(match[1]);
+  if (!key) throw new SignetError('invalid_token', { message: 'The admin API key is invalid or revoked' });
+  const fields = { actor: `admin_key:${key.id}`, keyId: key.id, method: c.req.method, route: c.req.routePath };
+  if (write && key.scope !== 'write') {
+    services.audit.record('admin.api_refused', fields);
+    throw new SignetError('insufficient_scope');
+  }
+  services.audit.record('admin.api_call', fields);
+  c.set('adminKey', key);
 }
 
 /**

@@ -1,3 +1,4 @@
+import type { AdminKey } from '../core/admin/keys.js';
 import type { Context } from 'hono';
 import type { Authenticated, ClientContext } from '../core/sessions.js';
 import type { Services } from '../services.js';
@@ -8,6 +9,8 @@ export interface AppEnv {
     services: Services;
     client: ClientContext;
     auth: Authenticated;
+    /** The admin API key of an /admin request (scope checked by the dispatcher). */
+    adminKey: AdminKey;
     /** A hosted page's form post, read and checked by the dispatcher. */
     form: URLSearchParams;
     /** CSP form-action sources a page adds for the client an authorization request waits on. */

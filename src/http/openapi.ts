@@ -60,11 +60,13 @@ export function openApiDocument(routes: readonly Route[], info: { serverUrl: str
       tags: [r.tag],
       operationId: `${r.method.toLowerCase()}${path.replace(/[^A-Za-z0-9]+(\w)?/g, (_, ch: string | undefined) => (ch ?? '').toUpperCase())}`,
       ...(r.path.includes(':') || r.query ? { parameters: parameters(r, (schema) => collect(schema, 'input')) } : {}),
-      ...(r.auth === 'bearer' || r.auth === 'operator'
-        ? { security: [{ bearer: [] }] }
-        : r.auth === 'bearer-or-body'
-          ? { security: [{ bearer: [] }, {}] }
-          : {}),
+      ...(r.auth === 'admin-read' || r.auth === 'admin-write'
+        ? { security: [{ adminKey: [] }] }
+        : r.auth === 'bearer' || r.auth === 'operator'
+          ? { security: [{ bearer: [] }] }
+          : r.auth === 'bearer-or-body'
+            ? { security: [{ bearer: [] }, {}] }
+            : {}),
       ...(r.body
         ? {
             requestBody: {
@@ -87,7 +89,10 @@ export function openApiDocument(routes: readonly Route[], info: { serverUrl: str
     paths,
     components: {
       schemas,
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+        adminKey: { type: 'http', scheme: 'bearer', description: 'An admin API key (`signet admin-keys create`), sgn_admin_…' },
+      },
     },
   };
 }

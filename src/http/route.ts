@@ -13,9 +13,11 @@ export type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
  * - `bearer-or-body`: as `bearer` when a token is sent, else the handler reads a refresh token;
  * - `operator`: the METRICS_TOKEN as a Bearer token (not found when none is configured);
  * - `page`: a hosted page for a signed-in user: the session cookies, refreshed on the server when the
- *   access cookie has expired; without a session the browser is sent to the sign-in page.
+ *   access cookie has expired; without a session the browser is sent to the sign-in page;
+ * - `admin-read` / `admin-write`: an admin API key (`signet admin-keys create`) as a Bearer token, of
+ *   either scope / of the write scope; never an access token or a cookie. Not found while no key exists.
  */
-export type RouteAuth = 'none' | 'bearer' | 'bearer-or-body' | 'operator' | 'page';
+export type RouteAuth = 'none' | 'bearer' | 'bearer-or-body' | 'operator' | 'page' | 'admin-read' | 'admin-write';
 
 /**
  * Cross-site request forgery rules a row needs beyond what its `auth` implies:

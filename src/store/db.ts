@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
@@ -172,11 +173,35 @@ function discardingTimedOut(pool: pg.Pool): pg.Pool {
   return { connect, end: () => pool.end() } as unknown as pg.Pool;
 }
 
+/** Migrations this code has that the database has not applied (`signet doctor`); applies nothing. */
+export async function pendingMigrations(db: Db): Promise<string[]> {
+  const migrator = await migratorFor(db);
+  return (await migrator.getMigrations()).filter((m) => m.executedAt === undefined).map((m) => m.name);
+}
+
+/** The database server's clock, ms (PostgreSQL; SQLite runs on this machine's). */
+export async function databaseNow(db: Db): Promise<number> {
+  if (db.dialect === 'sqlite') return Date.now();
+  const { rows } = await sql<{ ms: string }>`select (extract(epoch from clock_timestamp()) * 1000)::bigint as ms`.execute(db.kysely);
+  return Number(rows[0]?.ms);
+}
+
+async function migratorFor(db: Db): Promise<Migrator> {
+  const schema = db.dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db.kysely)).rows[0]?.schema : undefined;
+  // 006 shipped after 007 and 008: a database migrated before it gets it applied late, which is safe
+  // because it only adds columns, indexes and a table nothing earlier reads.
+  return new Migrator({
+    db: db.kysely,
+    provider: migrationProvider,
+    allowUnorderedMigrations: true,
+    ...(schema ? { migrationTableSchema: schema } : {}),
+  });
+}
+
 export async function migrate(db: Db): Promise<string[]> {
   // On PostgreSQL, keep Kysely's bookkeeping in the schema Signet works in: without it the
   // migrator can see another schema's tables in the same database and skip creating its own.
-  const schema = db.dialect === 'postgres' ? (await sql<{ schema: string }>`select current_schema() as schema`.execute(db.kysely)).rows[0]?.schema : undefined;
-  const migrator = new Migrator({ db: db.kysely, provider: migrationProvider, ...(schema ? { migrationTableSchema: schema } : {}) });
+  const migrator = await migratorFor(db);
   const { error, results } = await migrator.migrateToLatest();
   if (error) throw error instanceof Error ? error : new Error('migration failed', { cause: error });
   return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
@@ -217,4 +242,39 @@ function withStatementCache(database: SQLite.Database): SqliteDatabase {
       return statement;
     },
   };
+}
+
+/**
+ * A consistent copy of the SQLite database at `destination`, taken with
+ * SQLite's online backup API while servers keep writing (not a file copy,
+ * which can catch a half-written page or miss the WAL).
+ */
+export async function backupSqlite(dataDir: string, destination: string): Promise<{ pages: number }> {
+  const source = new SQLite(sqliteFile(dataDir), { readonly: true, fileMustExist: true });
+  try {
+    createPrivateFile(destination);
+    const { totalPages } = await source.backup(destination);
+    return { pages: totalPages };
+  } finally {
+    source.close();
+  }
+}
+
+/**
+ * Checks a backup (SQLite's integrity check) and writes it, with the backup
+ * API, as the data directory's database. Refuses when one exists there.
+ */
+export async function restoreSqlite(backup: string, dataDir: string): Promise<string> {
+  const source = new SQLite(backup, { readonly: true, fileMustExist: true });
+  try {
+    const result: unknown = source.pragma('integrity_check', { simple: true });
+    if (result !== 'ok') throw new Error(`the backup fails SQLite's integrity check: ${String(result)}`);
+    const path = sqliteFile(dataDir);
+    if (existsSync(path) && statSync(path).size > 0) throw new Error(`${path} exists: restore only into an empty data directory`);
+    createPrivateFile(path);
+    await source.backup(path);
+    return path;
+  } finally {
+    source.close();
+  }
 }

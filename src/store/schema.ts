@@ -16,6 +16,10 @@ export interface UserRow {
   disabled_at: number | null;
   created_at: number;
   updated_at: number;
+  /** JSON array of role names (operator-controlled; migration 006). */
+  roles: string;
+  /** JSON object of app data (operator-controlled; migration 006). */
+  app_metadata: string;
 }
 
 export interface SessionRow {
@@ -228,7 +232,19 @@ export interface OAuthConsentRow {
   updated_at: number;
 }
 
+export interface AdminKeyRow {
+  id: string;
+  name: string;
+  scope: 'read' | 'write';
+  /** SHA-256 of the secret, base64url: the secret itself is shown once and never stored. */
+  secret_hash: string;
+  created_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
 export interface Database {
+  admin_keys: AdminKeyRow;
   users: UserRow;
   sessions: SessionRow;
   oauth_clients: OAuthClientRow;

@@ -36,6 +36,8 @@ export function newUser(user: NewUser): UserRecord {
     disabledAt: null,
     createdAt: at,
     updatedAt: at,
+    roles: [],
+    appMetadata: {},
     passwordHash: user.passwordHash,
   };
 }
@@ -52,6 +54,8 @@ export function toUser(row: UserRow): UserRecord {
     disabledAt: row.disabled_at === null ? null : new Date(row.disabled_at),
     createdAt: new Date(row.created_at),
     updatedAt: new Date(row.updated_at),
+    roles: parseJson(row.roles, Array.isArray, []) as string[],
+    appMetadata: parseJson(row.app_metadata, isPlainObject, {}) as Record<string, unknown>,
     passwordHash: row.password_hash,
   };
 }
@@ -70,7 +74,24 @@ export function toUserRow(user: UserRecord): UserRow {
     disabled_at: user.disabledAt === null ? null : user.disabledAt.getTime(),
     created_at: user.createdAt.getTime(),
     updated_at: user.updatedAt.getTime(),
+    roles: JSON.stringify(user.roles),
+    app_metadata: JSON.stringify(user.appMetadata),
   };
+}
+
+/** Rows written by core are always valid JSON; anything else (a hand edit) reads as empty, never throws. */
+function parseJson(text: string | null | undefined, accept: (value: unknown) => boolean, fallback: unknown): unknown {
+  if (!text) return fallback;
+  try {
+    const value: unknown = JSON.parse(text);
+    return accept(value) ? value : fallback;
+  } catch {
+    return fallback;
+  }
+}
+
+function isPlainObject(value: unknown): boolean {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
 
 /** Stores a user alone (sign-up when verification is required, so no session yet). */

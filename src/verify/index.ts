@@ -2,10 +2,10 @@ import { createPublicKey, createSecretKey } from 'node:crypto';
 import type { JsonWebKey, KeyObject } from 'node:crypto';
 import { createRemoteJWKSet, customFetch } from 'jose';
 import type { RemoteJWKSet } from 'jose';
-import { ALGORITHMS, JwtVerificationError, VerifiedTokenCache, verifyCached } from './jwt.js';
+import { ALGORITHMS, APP_CLAIM, JwtVerificationError, ROLES_CLAIM, VerifiedTokenCache, verifyCached } from './jwt.js';
 import type { AccessTokenClaims, JwtAlgorithm, JwtRules } from './jwt.js';
 
-export { JwtVerificationError } from './jwt.js';
+export { APP_CLAIM, JwtVerificationError, ROLES_CLAIM } from './jwt.js';
 export type { AccessTokenClaims, JwtAlgorithm } from './jwt.js';
 
 /**
@@ -38,6 +38,8 @@ export interface VerifierOptions {
   requiredClaims?: string[];
   /** Scopes the token's `scope` must contain, all of them. */
   requiredScopes?: string[];
+  /** Roles the token's `roles` must contain, all of them (set by the operator; see `rolesOf`). */
+  requiredRoles?: string[];
   /** Verified tokens remembered (default 10 000); 0 disables the cache. */
   cacheSize?: number;
   /** Minimum time between JWKS refetches caused by an unknown `kid` (default 30 s). */
@@ -135,6 +137,32 @@ export class InsufficientScopeError extends Error {
   }
 }
 
+/** A valid token without the required roles: 403 insufficient_role. */
+export class InsufficientRoleError extends Error {
+  override readonly name = 'InsufficientRoleError';
+  readonly code = 'insufficient_role';
+  constructor(readonly required: readonly string[]) {
+    super(`the token lacks a required role (${required.join(' ')})`);
+  }
+}
+
+/** The user's roles as the token carries them (empty when none). */
+export function rolesOf(claims: AccessTokenClaims): string[] {
+  const roles = claims[ROLES_CLAIM];
+  return Array.isArray(roles) ? roles.filter((r): r is string => typeof r === 'string') : [];
+}
+
+/** Whether the token carries `role`. @example if (!hasRole(req.auth, 'admin')) return res.status(403).end(); */
+export function hasRole(claims: AccessTokenClaims, role: string): boolean {
+  return rolesOf(claims).includes(role);
+}
+
+/** The operator-set app data the token carries (an empty object when none). */
+export function appMetadataOf(claims: AccessTokenClaims): Record<string, unknown> {
+  const value = claims[APP_CLAIM];
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : {};
+}
+
 export function createVerifier(options: VerifierOptions): Verifier {
   const rules = checkOptions(options);
   const doFetch = options.fetch ?? fetch;
@@ -211,6 +239,10 @@ export function createVerifier(options: VerifierOptions): Verifier {
       const granted = new Set((typeof claims.scope === 'string' ? claims.scope : '').split(' '));
       if (!options.requiredScopes.every((s) => granted.has(s))) throw new InsufficientScopeError(options.requiredScopes);
     }
+    if (options.requiredRoles?.length) {
+      const held = rolesOf(claims);
+      if (!options.requiredRoles.every((r) => held.includes(r))) throw new InsufficientRoleError(options.requiredRoles);
+    }
     return claims;
   }
 
@@ -237,6 +269,13 @@ export function createVerifier(options: VerifierOptions): Verifier {
         status: 403,
         headers: { ...base, 'www-authenticate': `Bearer realm="signet", error="insufficient_scope", scope="${scope}"` },
         body: { statusCode: 403, error: 'Forbidden', message: 'The access token lacks a required scope', code: 'insufficient_scope' },
+      };
+    }
+    if (error instanceof InsufficientRoleError) {
+      return {
+        status: 403,
+        headers: { ...base, 'www-authenticate': 'Bearer realm="signet", error="insufficient_scope"' },
+        body: { statusCode: 403, error: 'Forbidden', message: 'The access token lacks a required role', code: 'insufficient_role' },
       };
     }
     const missing = error instanceof MissingTokenError;

@@ -15,6 +15,11 @@ export type JwtAlgorithm = 'RS256' | 'ES256' | 'EdDSA' | 'HS256';
 
 export const ALGORITHMS: readonly JwtAlgorithm[] = ['RS256', 'ES256', 'EdDSA', 'HS256'];
 
+/** The claim carrying a user's roles. */
+export const ROLES_CLAIM = 'roles';
+/** The claim carrying a user's app data, an object (a collision-resistant name, RFC 7519 §4.2). */
+export const APP_CLAIM = 'https://signet/app';
+
 export interface AccessTokenClaims {
   iss: string;
   aud: string | string[];
@@ -29,6 +34,8 @@ export interface AccessTokenClaims {
   email_verified?: boolean;
   /** How the sign-in was proven (RFC 8176 values such as `pwd`, `otp`, `hwk`, `swk`, `user`, `mfa`). */
   amr?: string[];
+  /** Operator-set roles (Signet's `signet users update --role`); absent when the user has none. */
+  roles?: string[];
   nbf?: number;
   [claim: string]: unknown;
 }
