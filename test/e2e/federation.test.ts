@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DIALECTS, newAccount, startTestServer } from '../helpers.js';
 import type { TestServer } from '../helpers.js';
-import { chromiumPath, cspViolations, launchBrowser, screenshots } from '../support/browser.js';
+import { axeViolations, chromiumPath, cspViolations, launchBrowser, screenshots } from '../support/browser.js';
 import type { Browser, Page } from '../support/browser.js';
 import { freePort } from '../support/ports.js';
 
@@ -55,6 +55,8 @@ describe.skipIf(!chromiumPath).each(DIALECTS)('signing in with another identity 
 
   it('signs up and in through the provider, and shows the connection on the account page', async () => {
     await page.goto(`${base}/sign-in`);
+    expect(await axeViolations(page)).toEqual([]);
+    await screenshots(page, `federation-sign-in-${dialect}`);
     await page.getByRole('link', { name: 'Sign in with Corp ID' }).click();
     await page.waitForURL((url) => url.origin === new URL(upstream.url).origin && url.pathname === '/sign-in');
     await page.fill('#f-identifier', account.email);
@@ -67,6 +69,7 @@ describe.skipIf(!chromiumPath).each(DIALECTS)('signing in with another identity 
     const cookies = await page.context().cookies(base);
     expect(cookies.map((c) => c.name)).toContain('__Host-signet-access');
     expect(cookies.map((c) => c.name)).not.toContain('__Host-signet-fed');
+    expect(await axeViolations(page)).toEqual([]);
     await screenshots(page, `federation-account-${dialect}`);
     expect(csp).toEqual([]);
   });

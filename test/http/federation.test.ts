@@ -210,6 +210,21 @@ describe.each(DIALECTS)('federation with an OpenID Connect provider on %s', (dia
     expect(replay.text).toContain('did not work');
   });
 
+  it('completes a callback sent many times at once exactly once', async () => {
+    const account = await upstreamAccount(true);
+    const browser = new PageClient(downUrl);
+    const location = await toCallback(browser, 'up', account);
+    const cookie = browser.cookies.get('signet-fed')!;
+    const burst = await Promise.all(
+      Array.from({ length: 8 }, () =>
+        fetch(`${downUrl}${location.pathname}${location.search}`, { redirect: 'manual', headers: { cookie: `signet-fed=${cookie}` } }),
+      ),
+    );
+    expect(burst.map((r) => r.status).sort()).toEqual([303, 400, 400, 400, 400, 400, 400, 400]);
+    const user = await userByEmail(account.email);
+    expect(await identitiesOf(user!.id)).toHaveLength(1);
+  });
+
   it("refuses a callback in another browser than the one that started (an attacker's code planted on a victim)", async () => {
     const account = await upstreamAccount(true);
     const attacker = new PageClient(downUrl);

@@ -79,6 +79,9 @@ export class EmailSignIn {
   request(email: string): void {
     this.#assertEnabled();
     this.#background.run(async () => {
+      // After the answer has gone out: on SQLite the queries below run on the event loop and would otherwise delay
+      // this very response, by the time only an existing account costs.
+      await new Promise((resolve) => setImmediate(resolve));
       const { db, limits, mailer, clock, config, onEvent } = this.#options;
       const user = await findUserByLogin(db, { email });
       if (!user || user.disabledAt !== null) return;

@@ -119,10 +119,10 @@ export function federationPages(prefix: string, assets: PageAssets): Route[] {
 }
 
 /** The buttons on the sign-in and sign-up pages: links (a navigation, not a form), carrying return_to. */
-export function providerButtons(kit: PageKit, providers: readonly ProviderSummary[]): Html | string {
+export function providerButtons(kit: PageKit, providers: readonly ProviderSummary[], options: { or?: boolean } = {}): Html | string {
   if (providers.length === 0) return '';
   return html`<div class="federation">
-<p class="or">${kit.t.federation.or}</p>
+${options.or === false ? '' : html`<p class="or">${kit.t.federation.or}</p>`}
 <ul class="providers">
 ${providers.map(
   (p) =>

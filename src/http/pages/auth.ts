@@ -278,7 +278,7 @@ ${field({ name: 'password', label: t.fields.password, type: 'password', autocomp
 <button type="submit">${t.buttons.signIn}</button>
 </form>
 ${passkeys ? signInWithPasskey(kit, { refused: state.passkeyRefused ?? false, unknownPasskey: state.unknownPasskey }) : ''}
-${providerButtons(kit, providersOf(kit))}
+${providerButtons(kit, providersOf(kit), { or: !passkeys })}
 <div class="links">
 ${config.emailSignin !== 'off' ? html`<a href="${kit.to('sign-in/email', { return_to: kit.returnTo })}">${t.emailSignin.link}</a>` : ''}
 <a href="${kit.to('forgot-password', { return_to: kit.returnTo })}">${t.links.forgot}</a>
