@@ -16,6 +16,22 @@ export default tseslint.config(
     },
   },
   {
+    // Headers set on Hono's context are lost when a handler returns its own Response (see addHeader in
+    // src/http/context.ts): cookies and other extra headers go through addHeader / setCookie of src/http.
+    files: ['src/**/*.ts'],
+    ignores: ['src/http/context.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { paths: [{ name: 'hono/cookie', importNames: ['setCookie', 'deleteCookie'], message: 'Use setCookie from src/http/cookies.ts.' }] },
+      ],
+      'no-restricted-syntax': [
+        'error',
+        { selector: "CallExpression[callee.object.name='c'][callee.property.name='header']", message: 'Use addHeader from src/http/context.ts.' },
+      ],
+    },
+  },
+  {
     // Tests read JSON bodies as `any` on purpose: the assertions are the types.
     files: ['test/**/*.ts'],
     rules: {

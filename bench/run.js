@@ -36,7 +36,7 @@
 // a tmp dir (printed at the end) for chrome://inspect or speedscope.
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { Buffer } from 'node:buffer';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
@@ -53,10 +53,12 @@ import {
   readProcessCpu,
   readThreadCpu,
   readThreadNice,
+  startBareHono,
   startServer,
   startVerifierServer,
 } from './server.js';
 import { verificationCases, verificationRate } from './verify-micro.js';
+import { WRK, interleave, judge, loadRun, printTargets, refreshChains, saveRun } from './targets.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const ARGON2ID = 2;
@@ -115,8 +117,36 @@ const SETTINGS = {
     tailSeconds: 0.5,
     metricsIntervalMs: 250,
   },
-  watchdogSeconds: 210,
+  /** The pipeline targets: bare Hono, /healthz and /auth/me measured with wrk in turns; refresh chains. */
+  targets: { connections: 32, slices: 3, seconds: 12, refreshConnections: 16, refreshSeconds: 6 },
+  watchdogSeconds: 260,
 };
+
+// `npm run bench -- --quick` (under two minutes: shorter phases, no attack phase),
+// `--json <file>` (where the figures go; default bench-results.json),
+// `--compare <file>` (an earlier run's JSON: prints the change of each target).
+const argv = process.argv.slice(2);
+const option = (name) => {
+  const i = argv.indexOf(name);
+  return i === -1 ? undefined : argv[i + 1];
+};
+const QUICK = argv.includes('--quick');
+const JSON_OUT = option('--json') ?? 'bench-results.json';
+const COMPARE = option('--compare');
+if (QUICK) {
+  Object.assign(SETTINGS, {
+    rawHashSeconds: 3,
+    signinSeconds: 4,
+    meSeconds: 3,
+    floodMeSeconds: 4,
+    drainMaxSeconds: 3,
+    verifierSeconds: 4,
+    verifierSlices: 2,
+    microSeconds: 0.5,
+  });
+  Object.assign(SETTINGS.targets, { slices: 2, seconds: 6, refreshSeconds: 3 });
+  SETTINGS.watchdogSeconds = 150;
+}
 
 // ---------------------------------------------------------------- lifecycle
 
@@ -748,8 +778,9 @@ async function main() {
     nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${cpuProfileDir}`);
   }
   log('starting the server (node dist/cli/main.js serve), RATE_LIMITS=off');
-  server = await startServer({ root: ROOT, configEnvNames, nodeArgs, env: { RATE_LIMITS: 'off' } });
+  server = await startServer({ root: ROOT, configEnvNames, nodeArgs, env: { RATE_LIMITS: 'off' }, keepDataDir: true });
   const first = server;
+  const rssAfterStart = readMemory(server.pid).rssMiB;
   log(`server pid ${server.pid} on ${server.url}, ready in ${f(server.startupMs, 0)} ms; signing up ${S.accounts} accounts`);
   const signupStart = performance.now();
   const tokens = await signUpAll(S.accounts);
@@ -785,6 +816,44 @@ async function main() {
   await run(S.meConnections, S.warmupSeconds, healthRequests);
   const { result: health, cpu: healthCpu } = await withCpu(hashTids, () => run(S.meConnections, S.meSeconds, healthRequests));
 
+  // 3b. The pipeline targets: a bare Hono route, /healthz and /auth/me in turns, with wrk; the servers' CPU per request.
+  const T = S.targets;
+  const bareHono = await startBareHono({ root: ROOT });
+  log(
+    `bare Hono (bench/bare-hono.js) vs GET /healthz vs GET /auth/me, ${WRK ? 'wrk' : 'autocannon (wrk not installed)'}, ${T.connections} connections, ${T.seconds} s each in ${T.slices} slices`,
+  );
+  const cpuOf = (pid) => {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  };
+  const bareCpu0 = cpuOf(bareHono.pid);
+  const signetCpu0 = cpuOf(server.pid);
+  const pipeline = await interleave(
+    [
+      { name: 'bare', url: `${bareHono.url}/hello` },
+      { name: 'healthz', url: `${server.url}/healthz` },
+      { name: 'me', url: `${server.url}/auth/me`, headers: { authorization: `Bearer ${tokens[0]}` } },
+    ],
+    T,
+  );
+  const bareCpuSeconds = cpuOf(bareHono.pid) - bareCpu0;
+  const signetCpuSeconds = cpuOf(server.pid) - signetCpu0;
+  await bareHono.stop();
+  // Per request: the bare server's CPU over its requests; Signet's over /healthz and /auth/me together, split by a
+  // /healthz-only slice measured on its own just after.
+  const healthCpu0 = cpuOf(server.pid);
+  const healthOnly = await interleave([{ name: 'healthz', url: `${server.url}/healthz` }], { ...T, slices: 1, seconds: T.seconds / T.slices });
+  const healthCpuMicros = ((cpuOf(server.pid) - healthCpu0) * 1e6) / (healthOnly.healthz.rate * (T.seconds / T.slices));
+  const bareCpuMicros = (bareCpuSeconds * 1e6) / (pipeline.bare.rate * T.seconds);
+  log(`refresh chains: ${T.refreshConnections} sessions, each presenting its latest refresh token, ${T.refreshSeconds} s`);
+  const refreshTokens = [];
+  for (let i = 0; i < T.refreshConnections; i++) {
+    const res = await postJson('/auth/signin', { email: accounts[i % accounts.length].email, password: accounts[i % accounts.length].password });
+    refreshTokens.push(res.json.refreshToken);
+  }
+  const refresh = await refreshChains(server.url, refreshTokens, { seconds: T.refreshSeconds });
+  void signetCpuSeconds;
+
   // 4. signet/verify on node:http, then in this process.
   log(
     `verifier server (bench/verifier-server.js): GET /bare, /protected, /protected-nocache, ${S.verifierConnections} connections, ${S.verifierSeconds} s each in ${S.verifierSlices} interleaved slices (after ${S.warmupSeconds} s warm-ups)`,
@@ -812,11 +881,24 @@ async function main() {
   log('stopping the server');
   await server.stop();
 
-  // 7. The attack, on a second server with the rate limits on.
-  const attack = await runAttack(S, configEnvNames, defaults.hashConcurrency, nodeArgs);
-  log('stopping the attack server');
-  await server.stop();
-  if (cpuProfileDir) log(`CPU profiles of both servers (file names end in their pids: ${first.pid}, ${attack.pid}) in ${cpuProfileDir}`);
+  // 6b. Cold start on the data it left (migrated, keys made): spawn until /healthz answers, best of three.
+  const coldStarts = [];
+  for (let i = 0; i < 3; i++) {
+    server = await startServer({ root: ROOT, configEnvNames, env: { RATE_LIMITS: 'off' }, dataDir: first.dataDir });
+    coldStarts.push(server.startupMs);
+    await server.stop();
+  }
+  rmSync(first.dataDir, { recursive: true, force: true });
+  const coldStartMs = Math.min(...coldStarts);
+  log(`cold start with existing data: ${coldStarts.map((n) => f(n, 0)).join(', ')} ms`);
+
+  // 7. The attack, on a second server with the rate limits on (not in --quick).
+  const attack = QUICK ? undefined : await runAttack(S, configEnvNames, defaults.hashConcurrency, nodeArgs);
+  if (attack) {
+    log('stopping the attack server');
+    await server.stop();
+  }
+  if (cpuProfileDir) log(`CPU profiles of the servers (file names end in their pids: ${first.pid}${attack ? `, ${attack.pid}` : ''}) in ${cpuProfileDir}`);
 
   // ------------------------------------------------------------ report
   const pctCell = (n) => (Number.isFinite(n) ? `${f(n, 0)}%` : '');
@@ -979,121 +1061,123 @@ async function main() {
     ...micro.map((m) => [m.name, m.cpu]),
   ]);
 
-  // The attack
-  const A = S.attack;
-  const known = (r) => r.group === 'known' || r.group === 'known-targeted';
-  const legit = {
-    idleKnown: legitStats(attack.idle.signins.results, known),
-    idleNew: legitStats(attack.idle.signins.results, (r) => r.group === 'new'),
-    known: legitStats(attack.during.signins.results, known),
-    knownTargeted: legitStats(attack.during.signins.results, (r) => r.group === 'known-targeted'),
-    knownOther: legitStats(attack.during.signins.results, (r) => r.group === 'known'),
-    new: legitStats(attack.during.signins.results, (r) => r.group === 'new'),
-  };
-  const statusText = (st) =>
-    Object.entries(st.statuses)
-      .map(([c, n]) => `${n}×${c}`)
-      .join(' ');
   const pct100 = (x) => (Number.isFinite(x) ? `${f(100 * x)}%` : '-');
-  const legitRow = (name, st, elapsedMs, users) => ({
-    name,
-    conns: `${users} users`,
-    secs: f(elapsedMs / 1000),
-    rate: f(st.ok / (elapsedMs / 1000)),
-    p50: ms(st.p50),
-    p99: ms(st.p99),
-    non2xx: st.attempts - st.ok,
-    cpuPer: '',
-    other: `${st.ok}/${st.attempts} ok (${pct100(st.successRate)}): ${statusText(st)}`,
-  });
-  const noCpu = (row) => ({ ...row, cpuPer: '' });
-  const attackRows = [
-    legitRow('no flood: sign-in, known device', legit.idleKnown, attack.idle.signins.elapsedMs, A.knownClients),
-    legitRow('no flood: sign-in, new device', legit.idleNew, attack.idle.signins.elapsedMs, A.newDeviceClients),
-    noCpu(httpRow('no flood: GET /auth/me', attack.idle.me, [200], attack.idle.cpu)),
-    noCpu({ ...httpRow('flood: POST /auth/signin wrong pw', attack.flood, [401, 429, 503], attack.floodCpu), rate: f(attack.flood.rate) }),
-    legitRow('flood: sign-in, known device', legit.known, attack.during.signins.elapsedMs, A.knownClients),
-    legitRow('flood: sign-in, new device', legit.new, attack.during.signins.elapsedMs, A.newDeviceClients),
-    noCpu(httpRow('flood: GET /auth/me', attack.during.me, [200], attack.during.cpu)),
-  ];
-  console.log('');
-  console.log(`Attack: second server, default rate limits ON, TRUST_PROXY=127.0.0.1; every client its own X-Forwarded-For address`);
-  console.log(table(attackRows, COLUMNS));
-  console.log('');
-  const fl = attack.flood;
-  // 401, 429 and 503 always (0 included), then anything else that came back.
-  const codes = [...new Set(['401', '429', '503', ...Object.keys(fl.latencyByStatus)])];
-  const byStatus = codes
-    .map((code) => {
-      const l = fl.latencyByStatus[code];
-      return l ? `${l.count}×${code} (${f((100 * l.count) / fl.responses)}%, p50 ${ms(l.p50)}, p99 ${ms(l.p99)})` : `0×${code}`;
-    })
-    .join(', ');
-  console.log('  Sign-in rows: ok/s = successful sign-ins/s; non2xx = attempts without a session; p50/p99 over all attempts. Flood row:');
-  console.log('  ok/s = all answers/s. CPU of each window is on its /auth/me row (the legitimate sign-ins ran in the same window);');
-  console.log(
-    `  the flood row's covers the whole flood (${f(fl.durationSeconds)} s: ${A.leadSeconds} s lead, then the measured window, then ${A.tailSeconds} s).`,
-  );
-  console.log(
-    `  Flood: ${fl.responses} answers, ${f(fl.rate, 0)}/s (${f(fl.rate / raw.rate, 0)}× the raw hashing capacity of ${f(raw.rate)}/s) from ${fl.connections} connections and ${A.attackerAddresses} rotating addresses; ` +
-      `${f(100 * A.targetShare, 0)}% aimed at the ${A.targetedAccounts.length} real accounts ${A.targetedAccounts.join(',')}, the rest at ${A.unknownAccounts} unknown ones.`,
-  );
-  console.log(`    by status: ${byStatus || 'none'}${fl.errors ? `; ${fl.errors} errors` : ''}${fl.timeouts ? `; ${fl.timeouts} timeouts` : ''}.`);
-  const admitted = fl.latencyByStatus['401'];
-  if (admitted) {
+  let legit;
+  if (attack) {
+    // The attack
+    const A = S.attack;
+    const known = (r) => r.group === 'known' || r.group === 'known-targeted';
+    legit = {
+      idleKnown: legitStats(attack.idle.signins.results, known),
+      idleNew: legitStats(attack.idle.signins.results, (r) => r.group === 'new'),
+      known: legitStats(attack.during.signins.results, known),
+      knownTargeted: legitStats(attack.during.signins.results, (r) => r.group === 'known-targeted'),
+      knownOther: legitStats(attack.during.signins.results, (r) => r.group === 'known'),
+      new: legitStats(attack.during.signins.results, (r) => r.group === 'new'),
+    };
+    const statusText = (st) =>
+      Object.entries(st.statuses)
+        .map(([c, n]) => `${n}×${c}`)
+        .join(' ');
+    const legitRow = (name, st, elapsedMs, users) => ({
+      name,
+      conns: `${users} users`,
+      secs: f(elapsedMs / 1000),
+      rate: f(st.ok / (elapsedMs / 1000)),
+      p50: ms(st.p50),
+      p99: ms(st.p99),
+      non2xx: st.attempts - st.ok,
+      cpuPer: '',
+      other: `${st.ok}/${st.attempts} ok (${pct100(st.successRate)}): ${statusText(st)}`,
+    });
+    const noCpu = (row) => ({ ...row, cpuPer: '' });
+    const attackRows = [
+      legitRow('no flood: sign-in, known device', legit.idleKnown, attack.idle.signins.elapsedMs, A.knownClients),
+      legitRow('no flood: sign-in, new device', legit.idleNew, attack.idle.signins.elapsedMs, A.newDeviceClients),
+      noCpu(httpRow('no flood: GET /auth/me', attack.idle.me, [200], attack.idle.cpu)),
+      noCpu({ ...httpRow('flood: POST /auth/signin wrong pw', attack.flood, [401, 429, 503], attack.floodCpu), rate: f(attack.flood.rate) }),
+      legitRow('flood: sign-in, known device', legit.known, attack.during.signins.elapsedMs, A.knownClients),
+      legitRow('flood: sign-in, new device', legit.new, attack.during.signins.elapsedMs, A.newDeviceClients),
+      noCpu(httpRow('flood: GET /auth/me', attack.during.me, [200], attack.during.cpu)),
+    ];
+    console.log('');
+    console.log(`Attack: second server, default rate limits ON, TRUST_PROXY=127.0.0.1; every client its own X-Forwarded-For address`);
+    console.log(table(attackRows, COLUMNS));
+    console.log('');
+    const fl = attack.flood;
+    // 401, 429 and 503 always (0 included), then anything else that came back.
+    const codes = [...new Set(['401', '429', '503', ...Object.keys(fl.latencyByStatus)])];
+    const byStatus = codes
+      .map((code) => {
+        const l = fl.latencyByStatus[code];
+        return l ? `${l.count}×${code} (${f((100 * l.count) / fl.responses)}%, p50 ${ms(l.p50)}, p99 ${ms(l.p99)})` : `0×${code}`;
+      })
+      .join(', ');
+    console.log('  Sign-in rows: ok/s = successful sign-ins/s; non2xx = attempts without a session; p50/p99 over all attempts. Flood row:');
+    console.log('  ok/s = all answers/s. CPU of each window is on its /auth/me row (the legitimate sign-ins ran in the same window);');
     console.log(
-      `    admitted attempts (401: hashed, or throttled after a hash's time) answered after p50 ${ms(admitted.p50)}, p99 ${ms(admitted.p99)}; HASH_QUEUE_BUDGET_MS is ${defaults.hashQueueBudgetMs} ms ` +
-        `(the wait is estimated when an attempt is admitted; known devices queued later go first).`,
+      `  the flood row's covers the whole flood (${f(fl.durationSeconds)} s: ${A.leadSeconds} s lead, then the measured window, then ${A.tailSeconds} s).`,
     );
+    console.log(
+      `  Flood: ${fl.responses} answers, ${f(fl.rate, 0)}/s (${f(fl.rate / raw.rate, 0)}× the raw hashing capacity of ${f(raw.rate)}/s) from ${fl.connections} connections and ${A.attackerAddresses} rotating addresses; ` +
+        `${f(100 * A.targetShare, 0)}% aimed at the ${A.targetedAccounts.length} real accounts ${A.targetedAccounts.join(',')}, the rest at ${A.unknownAccounts} unknown ones.`,
+    );
+    console.log(`    by status: ${byStatus || 'none'}${fl.errors ? `; ${fl.errors} errors` : ''}${fl.timeouts ? `; ${fl.timeouts} timeouts` : ''}.`);
+    const admitted = fl.latencyByStatus['401'];
+    if (admitted) {
+      console.log(
+        `    admitted attempts (401: hashed, or throttled after a hash's time) answered after p50 ${ms(admitted.p50)}, p99 ${ms(admitted.p99)}; HASH_QUEUE_BUDGET_MS is ${defaults.hashQueueBudgetMs} ms ` +
+          `(the wait is estimated when an attempt is admitted; known devices queued later go first).`,
+      );
+    }
+    const ev = (pattern) => Object.entries(attack.events).reduce((n, [name, count]) => n + (pattern.test(name) ? count : 0), 0);
+    const allEvents = Object.entries(attack.events)
+      .filter(([, n]) => n > 0)
+      .sort((a, b) => b[1] - a[1])
+      .map(([name, n]) => `${name} ${n}`)
+      .join(', ');
+    console.log(
+      `    server events (flood and its drain): ${ev(/^auth\.signin_failed$/)} wrong passwords hashed, ${ev(/^security\.signin_throttled$/)} throttled without a hash, ` +
+        `${ev(/^security\.\w+_shed$/)} shed by admission control, ${ev(/^security\.client_rate_limited$/)} per-IP 429s; ${attack.hashesForFlood} hashes computed (all: ${allEvents || 'none'}).`,
+    );
+    const dS = attack.during.samples;
+    const iS = attack.idle.samples;
+    console.log(
+      `  Hash pool (/metrics every ${A.metricsIntervalMs} ms): during the flood ${f(dS.hashRate)} hashes/s, mean ${f(dS.queuedMean)} queued (max ${f(dS.queuedMax, 0)}), ` +
+        `${f(dS.busyMean, 2)} of ${defaults.hashConcurrency} workers busy, one hash ${ms(dS.hashMsMean)}; without the flood ${f(iS.hashRate)} hashes/s, one hash ${ms(iS.hashMsMean)} (raw: ${ms(raw.perHashMs)}).`,
+    );
+    const legitDemand = A.knownClients * (1000 / A.intervalMs) + A.newDeviceClients * (1000 / A.newDeviceIntervalMs);
+    console.log(
+      `  Legitimate demand: ${A.knownClients} users every ${A.intervalMs} ms + ${A.newDeviceClients} every ${A.newDeviceIntervalMs} ms = at most ${f(legitDemand)} sign-ins/s, ` +
+        `${f((100 * legitDemand) / raw.rate, 0)}% of the raw hashing capacity measured above (${f(raw.rate)}/s) and ${f((100 * legitDemand) / iS.hashRate, 0)}% of what the server hashed without the flood (${f(iS.hashRate)}/s).`,
+    );
+    console.log(
+      `  Known-device sign-ins during the flood: ${legit.known.ok}/${legit.known.attempts} ok (${pct100(legit.known.successRate)}); on the attacked accounts ` +
+        `${legit.knownTargeted.ok}/${legit.knownTargeted.attempts}, on the others ${legit.knownOther.ok}/${legit.knownOther.attempts}; p50 ${ms(legit.known.p50)} p99 ${ms(legit.known.p99)} max ${ms(legit.known.max)} ` +
+        `(without the flood: ${legit.idleKnown.ok}/${legit.idleKnown.attempts} ok, p50 ${ms(legit.idleKnown.p50)} p99 ${ms(legit.idleKnown.p99)}).`,
+    );
+    console.log(
+      `  New-device sign-ins (right password, no device cookie, accounts not attacked) during the flood: ${legit.new.ok}/${legit.new.attempts} ok (${statusText(legit.new) || 'none'}); ` +
+        `without the flood ${legit.idleNew.ok}/${legit.idleNew.attempts}.`,
+    );
+    const dc = attack.during.cpu;
+    console.log(
+      `  Where a known-device sign-in's time goes: it waits for a free Argon2 worker (known devices queue first) and computes one hash; ` +
+        `during the flood one hash took ${ms(dS.hashMsMean)} (${f(dS.hashMsMean / iS.hashMsMean, 1)}× without the flood), so p50 ${ms(legit.known.p50)} ≈ ${f(legit.known.p50 / dS.hashMsMean, 1)} hashes; ` +
+        `the known devices' ${f(legit.known.ok / (attack.during.signins.elapsedMs / 1000), 1)} sign-ins/s took ${f((100 * legit.known.ok) / (attack.during.signins.elapsedMs / 1000) / dS.hashRate, 0)}% of the ${f(dS.hashRate, 1)} hashes/s computed, so beyond one hash they queue behind each other. ` +
+        `Over that window the Argon2 threads (nice ${attack.hashNice.join('/')}) got ${f(dc.hash, 0)}% of a core, the server main thread ${f(dc.main, 0)}% (+${f(dc.mainWait, 0)}% waiting for a core), ` +
+        `this load generator ${f(dc.bench, 0)}%, others ${f(dc.others, 0)}%, of ${threads * 100}%.`,
+    );
+    console.log(
+      `  After the flood stopped, the Argon2 threads stayed busy ${attack.drain.capped ? 'more than ' : ''}${f(attack.drain.seconds, 2)} s (${f(attack.drain.hashSeconds, 2)} CPU s). ` +
+        `Attack server ready ${f(attack.startupMs, 0)} ms after spawn; device cookie ${attack.cookieName}; it logged ${attack.serverLogs.count} lines (security events at warn).`,
+    );
+    printNoise([
+      ['no flood', attack.idle.cpu],
+      ['flood window', attack.during.cpu],
+      ['whole flood', attack.floodCpu],
+    ]);
   }
-  const ev = (pattern) => Object.entries(attack.events).reduce((n, [name, count]) => n + (pattern.test(name) ? count : 0), 0);
-  const allEvents = Object.entries(attack.events)
-    .filter(([, n]) => n > 0)
-    .sort((a, b) => b[1] - a[1])
-    .map(([name, n]) => `${name} ${n}`)
-    .join(', ');
-  console.log(
-    `    server events (flood and its drain): ${ev(/^auth\.signin_failed$/)} wrong passwords hashed, ${ev(/^security\.signin_throttled$/)} throttled without a hash, ` +
-      `${ev(/^security\.\w+_shed$/)} shed by admission control, ${ev(/^security\.client_rate_limited$/)} per-IP 429s; ${attack.hashesForFlood} hashes computed (all: ${allEvents || 'none'}).`,
-  );
-  const dS = attack.during.samples;
-  const iS = attack.idle.samples;
-  console.log(
-    `  Hash pool (/metrics every ${A.metricsIntervalMs} ms): during the flood ${f(dS.hashRate)} hashes/s, mean ${f(dS.queuedMean)} queued (max ${f(dS.queuedMax, 0)}), ` +
-      `${f(dS.busyMean, 2)} of ${defaults.hashConcurrency} workers busy, one hash ${ms(dS.hashMsMean)}; without the flood ${f(iS.hashRate)} hashes/s, one hash ${ms(iS.hashMsMean)} (raw: ${ms(raw.perHashMs)}).`,
-  );
-  const legitDemand = A.knownClients * (1000 / A.intervalMs) + A.newDeviceClients * (1000 / A.newDeviceIntervalMs);
-  console.log(
-    `  Legitimate demand: ${A.knownClients} users every ${A.intervalMs} ms + ${A.newDeviceClients} every ${A.newDeviceIntervalMs} ms = at most ${f(legitDemand)} sign-ins/s, ` +
-      `${f((100 * legitDemand) / raw.rate, 0)}% of the raw hashing capacity measured above (${f(raw.rate)}/s) and ${f((100 * legitDemand) / iS.hashRate, 0)}% of what the server hashed without the flood (${f(iS.hashRate)}/s).`,
-  );
-  console.log(
-    `  Known-device sign-ins during the flood: ${legit.known.ok}/${legit.known.attempts} ok (${pct100(legit.known.successRate)}); on the attacked accounts ` +
-      `${legit.knownTargeted.ok}/${legit.knownTargeted.attempts}, on the others ${legit.knownOther.ok}/${legit.knownOther.attempts}; p50 ${ms(legit.known.p50)} p99 ${ms(legit.known.p99)} max ${ms(legit.known.max)} ` +
-      `(without the flood: ${legit.idleKnown.ok}/${legit.idleKnown.attempts} ok, p50 ${ms(legit.idleKnown.p50)} p99 ${ms(legit.idleKnown.p99)}).`,
-  );
-  console.log(
-    `  New-device sign-ins (right password, no device cookie, accounts not attacked) during the flood: ${legit.new.ok}/${legit.new.attempts} ok (${statusText(legit.new) || 'none'}); ` +
-      `without the flood ${legit.idleNew.ok}/${legit.idleNew.attempts}.`,
-  );
-  const dc = attack.during.cpu;
-  console.log(
-    `  Where a known-device sign-in's time goes: it waits for a free Argon2 worker (known devices queue first) and computes one hash; ` +
-      `during the flood one hash took ${ms(dS.hashMsMean)} (${f(dS.hashMsMean / iS.hashMsMean, 1)}× without the flood), so p50 ${ms(legit.known.p50)} ≈ ${f(legit.known.p50 / dS.hashMsMean, 1)} hashes; ` +
-      `the known devices' ${f(legit.known.ok / (attack.during.signins.elapsedMs / 1000), 1)} sign-ins/s took ${f((100 * legit.known.ok) / (attack.during.signins.elapsedMs / 1000) / dS.hashRate, 0)}% of the ${f(dS.hashRate, 1)} hashes/s computed, so beyond one hash they queue behind each other. ` +
-      `Over that window the Argon2 threads (nice ${attack.hashNice.join('/')}) got ${f(dc.hash, 0)}% of a core, the server main thread ${f(dc.main, 0)}% (+${f(dc.mainWait, 0)}% waiting for a core), ` +
-      `this load generator ${f(dc.bench, 0)}%, others ${f(dc.others, 0)}%, of ${threads * 100}%.`,
-  );
-  console.log(
-    `  After the flood stopped, the Argon2 threads stayed busy ${attack.drain.capped ? 'more than ' : ''}${f(attack.drain.seconds, 2)} s (${f(attack.drain.hashSeconds, 2)} CPU s). ` +
-      `Attack server ready ${f(attack.startupMs, 0)} ms after spawn; device cookie ${attack.cookieName}; it logged ${attack.serverLogs.count} lines (security events at warn).`,
-  );
-  printNoise([
-    ['no flood', attack.idle.cpu],
-    ['flood window', attack.during.cpu],
-    ['whole flood', attack.floodCpu],
-  ]);
-
   console.log('');
   console.log('Ratios');
   const signinPerCpu = rawCpuMsPer / serverMsPer(signinCpu, signin);
@@ -1129,15 +1213,17 @@ async function main() {
   console.log(
     `  node:crypto / jose           ${f(microRate(1) / microRate(2), 1)}×  (uncached signet/verify ÷ jose jwtVerify: ${f(microRate(1), 0)} ÷ ${f(microRate(2), 0)}/s; jose with 32 in flight ${f(microRate(3), 0)}/s)`,
   );
-  console.log(
-    `  legit sign-in success        ${pct100(legit.known.successRate)}   (${legit.known.ok}/${legit.known.attempts} known-device sign-ins during the flood; without it ${pct100(legit.idleKnown.successRate)}; target 100%)`,
-  );
-  console.log(
-    `  legit sign-in p99 (flood)    ${ms(legit.known.p99)}   (p50 ${ms(legit.known.p50)}; without the flood p99 ${ms(legit.idleKnown.p99)}, p50 ${ms(legit.idleKnown.p50)})`,
-  );
-  console.log(
-    `  me-p99 attack / no flood     ${f(attack.during.me.p99 / attack.idle.me.p99, 2)}   (${ms(attack.during.me.p99)} vs ${ms(attack.idle.me.p99)}; p50 ${ms(attack.during.me.p50)} vs ${ms(attack.idle.me.p50)}; ${f(attack.during.me.okRate, 0)} vs ${f(attack.idle.me.okRate, 0)} req/s)`,
-  );
+  if (attack) {
+    console.log(
+      `  legit sign-in success        ${pct100(legit.known.successRate)}   (${legit.known.ok}/${legit.known.attempts} known-device sign-ins during the flood; without it ${pct100(legit.idleKnown.successRate)}; target 100%)`,
+    );
+    console.log(
+      `  legit sign-in p99 (flood)    ${ms(legit.known.p99)}   (p50 ${ms(legit.known.p50)}; without the flood p99 ${ms(legit.idleKnown.p99)}, p50 ${ms(legit.idleKnown.p50)})`,
+    );
+    console.log(
+      `  me-p99 attack / no flood     ${f(attack.during.me.p99 / attack.idle.me.p99, 2)}   (${ms(attack.during.me.p99)} vs ${ms(attack.idle.me.p99)}; p50 ${ms(attack.during.me.p50)} vs ${ms(attack.idle.me.p50)}; ${f(attack.during.me.okRate, 0)} vs ${f(attack.idle.me.okRate, 0)} req/s)`,
+    );
+  }
 
   const problems = [];
   if (signin.non2xx || signin.errors || signin.timeouts) problems.push('sign-in phase had non-2xx/errors/timeouts');
@@ -1149,11 +1235,62 @@ async function main() {
     ['verifier /bare', bare],
     ['verifier /protected', prot],
     ['verifier /protected-nocache', noCache],
-    ['attack: /auth/me without flood', attack.idle.me],
-    ['attack: /auth/me during flood', attack.during.me],
+    ...(attack
+      ? [
+          ['attack: /auth/me without flood', attack.idle.me],
+          ['attack: /auth/me during flood', attack.during.me],
+        ]
+      : []),
   ]) {
     if (r.non2xx || r.errors || r.timeouts) problems.push(`${name} had non-2xx/errors/timeouts`);
   }
+  for (const [name, r] of Object.entries(pipeline)) if (r.non2xx || r.errors) problems.push(`pipeline ${name} had non-2xx/errors`);
+  if (refresh.non2xx || refresh.errors) problems.push(`refresh chains had ${refresh.non2xx} non-2xx answers and ${refresh.errors} errors`);
+
+  // ------------------------------------------------------------ targets
+  const figures = {
+    healthzVsBareHono: pipeline.healthz.rate / pipeline.bare.rate,
+    pipelineMicros: healthCpuMicros - bareCpuMicros,
+    meVsBareHono: pipeline.me.rate / pipeline.bare.rate,
+    verifyVsBare: prot.okRate / bare.okRate,
+    signinVsRawHash: signin.okRate / raw.rate,
+    signinCpuBeyondHashMs: serverMsPer(signinCpu, signin) - rawCpuMsPer,
+    refreshRate: refresh.rate,
+    meP99FloodVsIdle: meFlood.p99 / meIdle.p99,
+    rssAfterStartMiB: rssAfterStart,
+    rssAfterBenchMiB: memory.rssMiB,
+    coldStartMs,
+  };
+  const judged = judge(figures);
+  const previous = COMPARE ? loadRun(COMPARE) : undefined;
+  printTargets(judged, previous);
+  console.log(
+    `  (${WRK ? 'wrk' : 'autocannon: install wrk for a load generator faster than the bare route'}; bare Hono ${f(pipeline.bare.rate, 0)}/s at ${f(bareCpuMicros, 1)} µs CPU per request, ` +
+      `/healthz ${f(pipeline.healthz.rate, 0)}/s at ${f(healthCpuMicros, 1)} µs, /auth/me ${f(pipeline.me.rate, 0)}/s; refresh p99 ${ms(refresh.p99)}; cold starts ${coldStarts.map((n) => f(n, 0)).join('/')} ms)`,
+  );
+  saveRun(JSON_OUT, {
+    meta: {
+      date: new Date().toISOString(),
+      node: process.version,
+      cpu: cpus()[0]?.model ?? 'unknown',
+      cores: threads,
+      quick: QUICK,
+      loadGenerator: WRK ? 'wrk' : 'autocannon',
+    },
+    targets: judged,
+    details: {
+      pipeline,
+      bareCpuMicros,
+      healthCpuMicros,
+      refresh,
+      coldStarts,
+      raw: { rate: raw.rate, cpuMsPer: rawCpuMsPer },
+      signinRate: signin.okRate,
+      me: { idleP99: meIdle.p99, floodP99: meFlood.p99 },
+    },
+  });
+  console.log(`  Figures saved to ${JSON_OUT}${COMPARE ? '' : ' (compare a later run with: npm run bench -- --compare ' + JSON_OUT + ')'}.`);
+
   if (problems.length) {
     console.log('');
     console.log(`Problems: ${problems.join('; ')}`);

@@ -32,8 +32,9 @@ export function freePort() {
 /** The operator token the bench's servers take for GET /metrics. */
 export const BENCH_METRICS_TOKEN = randomBytes(32).toString('base64url');
 
-export async function startServer({ root, configEnvNames, nodeArgs = [], env: extra = {}, readyTimeoutMs = 30_000 }) {
-  const dataDir = mkdtempSync(join(tmpdir(), 'signet-bench-'));
+export async function startServer({ root, configEnvNames, nodeArgs = [], env: extra = {}, readyTimeoutMs = 30_000, dataDir: reuse, keepDataDir = false }) {
+  // A given data dir (a restart on existing data) is the caller's to remove.
+  const dataDir = reuse ?? mkdtempSync(join(tmpdir(), 'signet-bench-'));
   const port = await freePort();
   const env = { ...process.env };
   for (const name of [...configEnvNames, 'SIGNET_CONFIG']) delete env[name];
@@ -44,9 +45,24 @@ export async function startServer({ root, configEnvNames, nodeArgs = [], env: ex
     env,
     port,
     readyPath: '/healthz',
-    dataDir,
+    dataDir: reuse || keepDataDir ? undefined : dataDir,
     readyTimeoutMs,
     what: 'server',
+  }).then((server) => Object.assign(server, { dataDir }));
+}
+
+/** Starts bench/bare-hono.js (the bare Hono yardstick) on a free port; ready once it answers GET /hello. */
+export async function startBareHono({ root, readyTimeoutMs = 15_000 }) {
+  const port = await freePort();
+  return launch({
+    args: [join(root, 'bench/bare-hono.js')],
+    cwd: root,
+    env: { ...process.env, HOST, PORT: String(port) },
+    port,
+    readyPath: '/hello',
+    dataDir: undefined,
+    readyTimeoutMs,
+    what: 'bare Hono server',
   });
 }
 
@@ -159,7 +175,7 @@ async function launch({ args, cwd, env, port, readyPath, dataDir, readyTimeoutMs
     } catch {
       // not listening yet
     }
-    await sleep(100);
+    await sleep(10);
   }
   server.startupMs = performance.now() - started;
   return server;

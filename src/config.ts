@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { parseProviders } from './federation-providers.js';
+import type { ProviderConfig } from './federation-providers.js';
 
 /**
  * Operator settings. Each one is read from the environment (or from the JSON
@@ -28,6 +30,10 @@ export interface SignetConfig {
   audience: string;
   accessTokenTtl: number;
   refreshIdleTtl: number;
+  /** SQLite's `synchronous` (WAL mode): `normal` or `full` (every commit waits for the disk). */
+  sqliteSynchronous: 'normal' | 'full';
+  /** Seconds a cached live session may answer a read without the database (0: no cache). */
+  sessionCacheTtl: number;
   sessionAbsoluteTtl: number;
   refreshReuseGrace: number;
   keyRotationOverlap: number;
@@ -57,6 +63,12 @@ export interface SignetConfig {
   /** Exact origins whose pages may run passkey ceremonies; each on the RP ID or a subdomain of it. */
   webauthnOrigins: string[];
   webauthnRpName: string;
+  /** Identity providers users may sign in with (FEDERATION_PROVIDERS); empty: none. */
+  federationProviders: ProviderConfig[];
+  /** Passwordless sign-in by email: a code, a link, both in one mail, or off. */
+  emailSignin: 'off' | 'code' | 'link' | 'both';
+  /** Lifetime of an emailed sign-in code or link, seconds (at most 10 minutes). */
+  emailSigninTtl: number;
   redisUrl: string | undefined;
   redisPrefix: string;
   rateLimits: boolean;
@@ -177,6 +189,17 @@ export const OPTIONS: readonly Option[] = [
     },
   },
   {
+    env: 'SQLITE_SYNCHRONOUS',
+    key: 'sqliteSynchronous',
+    default: 'normal',
+    description:
+      'normal: a commit survives the process being killed, a power loss may take the last ones; full: every commit waits for the disk (slower, blocks the event loop)',
+    parse: (v: string, env: string) => {
+      if (v !== 'normal' && v !== 'full') throw new ConfigError(`${env} must be normal or full, got "${v}"`);
+      return v;
+    },
+  },
+  {
     env: 'DATABASE_POOL_MAX',
     key: 'databasePoolMax',
     default: '10',
@@ -231,6 +254,14 @@ export const OPTIONS: readonly Option[] = [
     default: String(30 * DAY),
     description: 'Idle session lifetime: a refresh token expires this many seconds after it is issued',
     parse: integer(60, 400 * DAY),
+  },
+  {
+    env: 'SESSION_CACHE_TTL',
+    key: 'sessionCacheTtl',
+    default: '10',
+    description:
+      'Seconds a checked session may answer token reads (GET routes) from memory; every session end and account change drops it at once, on every instance sharing REDIS_URL; 0 turns the cache off',
+    parse: integer(0, 300),
   },
   {
     env: 'SESSION_TTL',
@@ -423,6 +454,38 @@ export const OPTIONS: readonly Option[] = [
     default: () => undefined,
     description: 'Name of the service shown by passkey dialogs (default: APP_NAME)',
     parse: text,
+  },
+  {
+    env: 'FEDERATION_PROVIDERS',
+    key: 'federationProviders',
+    default: '[]',
+    description:
+      'JSON array of identity providers for "Sign in with …": {"type":"oidc","id","issuer","clientId","clientSecret"?,"scopes"?,"name"?,"trustEmail"?} or {"type":"github","id","clientId","clientSecret",…}; see docs/federation.md',
+    format: (v) => (typeof v === 'string' ? v : JSON.stringify(v)),
+    parse: (value: string, env: string) => {
+      try {
+        return parseProviders(value);
+      } catch (error) {
+        throw new ConfigError(`${env}${(error as Error).message.startsWith('[') ? '' : ' '}${(error as Error).message}`);
+      }
+    },
+  },
+  {
+    env: 'EMAIL_SIGNIN',
+    key: 'emailSignin',
+    default: 'off',
+    description: 'Passwordless sign-in by email: off, code (a one-time code), link (a one-time link) or both (one mail with each)',
+    parse: (v: string, env: string) => {
+      if (v !== 'off' && v !== 'code' && v !== 'link' && v !== 'both') throw new ConfigError(`${env} must be off, code, link or both, got "${v}"`);
+      return v;
+    },
+  },
+  {
+    env: 'EMAIL_SIGNIN_TTL',
+    key: 'emailSigninTtl',
+    default: '600',
+    description: 'Lifetime of an emailed sign-in code or link, seconds (60 to 600)',
+    parse: integer(60, 600),
   },
   {
     env: 'REDIS_URL',

@@ -22,16 +22,27 @@ export const ERROR_CATALOG = {
   invalid_passkey: { status: 401, message: 'The passkey could not be verified' },
   /** The response names a credential Signet does not have (removed, or never registered): a browser may forget it. */
   unknown_passkey: { status: 401, message: 'This passkey is not registered here; it may have been removed' },
+  /** A sign-in with another identity provider that could not be completed (state, issuer, nonce, token or profile refused). */
+  federation_failed: { status: 400, message: 'Signing in with the identity provider failed; start again' },
   email_not_verified: { status: 403, message: 'The email address has not been verified' },
   csrf_failed: { status: 403, message: 'Cross-site request refused: send the CSRF token from the same site' },
   reauthentication_required: { status: 403, message: 'Confirm your password, or sign in again, to change your passkeys' },
   not_found: { status: 404, message: 'Not found' },
   session_not_found: { status: 404, message: 'Session not found' },
   passkey_not_found: { status: 404, message: 'Passkey not found' },
+  identity_not_found: { status: 404, message: 'Connected account not found' },
+  email_signin_disabled: { status: 404, message: 'Sign-in by email is not enabled on this server (see EMAIL_SIGNIN)' },
   passkeys_disabled: { status: 404, message: 'Passkeys are not set up on this server (see WEBAUTHN_RP_ID)' },
   method_not_allowed: { status: 405, message: 'Method not allowed' },
   email_taken: { status: 409, message: 'An account with this email already exists' },
   username_taken: { status: 409, message: 'This username is taken' },
+  /** The provider's address belongs to an account it may not link to on its own (docs/federation.md, linking rules). */
+  federation_link_required: {
+    status: 409,
+    message: 'An account with this email already exists: sign in to it, then connect this provider from the account page',
+  },
+  identity_taken: { status: 409, message: 'This identity is already connected to another account' },
+  last_sign_in_method: { status: 409, message: "This is the account's last way to sign in: set a password or add a passkey first" },
   mfa_already_enabled: { status: 409, message: 'Two-factor authentication is already enabled' },
   too_many_passkeys: { status: 409, message: 'This account has as many passkeys as allowed; remove one first' },
   payload_too_large: { status: 413, message: 'The request body is too large' },

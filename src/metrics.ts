@@ -1,4 +1,5 @@
 import type { HashPool } from './core/hash-pool.js';
+import type { SessionCache } from './core/session-cache.js';
 
 /** Upper bounds of the request-duration histogram, seconds. */
 const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5];
@@ -11,7 +12,14 @@ const BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5
  * They stay in the log and the audit trail; mail problems show in `signet mail
  * failed` and in the log.
  */
-const EXISTENCE_DEPENDENT = new Set(['account.password_reset_requested', 'mail.sent', 'mail.retry', 'mail.failed', 'mail.suppressed']);
+const EXISTENCE_DEPENDENT = new Set([
+  'account.password_reset_requested',
+  'auth.email_signin_requested',
+  'mail.sent',
+  'mail.retry',
+  'mail.failed',
+  'mail.suppressed',
+]);
 
 /**
  * With EMAIL_VERIFICATION=required a sign-up for an address that has an account
@@ -26,6 +34,9 @@ interface Series {
   count: number;
   sum: number;
   buckets: number[];
+  /** `requests` keys of this route by status. */
+  statuses: Map<number, string>;
+  labels: string;
 }
 
 /**
@@ -36,24 +47,31 @@ interface Series {
 export class Metrics {
   readonly #requests = new Map<string, number>();
   readonly #durations = new Map<string, Series>();
+  readonly #byRoute = new Map<string, Series>();
   readonly #events = new Map<string, number>();
   readonly #pool: HashPool;
+  readonly #sessionCache: SessionCache;
 
-  constructor(pool: HashPool) {
-    this.#pool = pool;
+  constructor(options: { pool: HashPool; sessionCache: SessionCache }) {
+    this.#pool = options.pool;
+    this.#sessionCache = options.sessionCache;
   }
 
   observe(method: string, route: string, status: number, seconds: number): void {
-    const key = `method="${method}",route="${escape(route)}",status="${status}"`;
-    this.#requests.set(key, (this.#requests.get(key) ?? 0) + 1);
-    const durationKey = `method="${method}",route="${escape(route)}"`;
-    let series = this.#durations.get(durationKey);
-    if (!series) this.#durations.set(durationKey, (series = { count: 0, sum: 0, buckets: BUCKETS.map(() => 0) }));
+    // The label strings are built once per route and status, not per request.
+    const routeKey = `${method} ${route}`;
+    let series = this.#byRoute.get(routeKey);
+    if (!series) {
+      const labels = `method="${method}",route="${escape(route)}"`;
+      this.#durations.set(labels, (series = { count: 0, sum: 0, buckets: BUCKETS.map(() => 0), statuses: new Map(), labels }));
+      this.#byRoute.set(routeKey, series);
+    }
+    const statusKey = series.statuses.get(status) ?? `${series.labels},status="${status}"`;
+    series.statuses.set(status, statusKey);
+    this.#requests.set(statusKey, (this.#requests.get(statusKey) ?? 0) + 1);
     series.count++;
     series.sum += seconds;
-    BUCKETS.forEach((bound, i) => {
-      if (seconds <= bound) series.buckets[i]++;
-    });
+    for (let i = BUCKETS.length - 1; i >= 0 && seconds <= BUCKETS[i]; i--) series.buckets[i]++;
   }
 
   /** Counts a security or account event (`auth.signin_failed`, `security.refresh_token_reuse`, …). */
@@ -92,6 +110,21 @@ export class Metrics {
       '# HELP signet_hash_completed_total Hashes computed.',
       '# TYPE signet_hash_completed_total counter',
       `signet_hash_completed_total ${pool.completed}`,
+    );
+    const cache = this.#sessionCache.stats();
+    lines.push(
+      '# HELP signet_session_cache_entries Live sessions held for token reads.',
+      '# TYPE signet_session_cache_entries gauge',
+      `signet_session_cache_entries ${cache.size}`,
+      '# HELP signet_session_cache_hits_total Token reads answered from the session cache.',
+      '# TYPE signet_session_cache_hits_total counter',
+      `signet_session_cache_hits_total ${cache.hits}`,
+      '# HELP signet_session_cache_misses_total Token reads that went to the database.',
+      '# TYPE signet_session_cache_misses_total counter',
+      `signet_session_cache_misses_total ${cache.misses}`,
+      '# HELP signet_session_cache_enabled 1 while the cache may store (0: off, or invalidations from other instances cannot arrive).',
+      '# TYPE signet_session_cache_enabled gauge',
+      `signet_session_cache_enabled ${cache.enabled ? 1 : 0}`,
     );
     const memory = process.memoryUsage();
     lines.push(

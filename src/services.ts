@@ -8,18 +8,23 @@ import { HashPool } from './core/hash-pool.js';
 import { Keyring } from './core/keys.js';
 import { PasswordHasher } from './core/passwords.js';
 import { SessionEnds } from './core/session-ends.js';
+import { SessionCache } from './core/session-cache.js';
+import { CacheBus } from './core/cache-bus.js';
 import { createOidc } from './core/oidc/index.js';
 import type { Oidc } from './core/oidc/index.js';
 import { SessionService } from './core/sessions.js';
 import { TOKEN_SIZE_BUDGET, TokenService } from './core/tokens.js';
 import { AccountService } from './core/users.js';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { createRequire } from 'node:module';
+import type { Redis } from 'ioredis';
 import { AuditLog } from './core/audit.js';
 import { DeviceCookies } from './core/devices.js';
 import { AccountLifecycle } from './core/lifecycle.js';
 import { MfaService } from './core/mfa.js';
 import { PasskeyService } from './core/passkeys/service.js';
+import { FederationService } from './core/federation/service.js';
+import { EmailSignIn } from './core/email-signin/service.js';
 import { Sealer, loadAtRestSecret, serverKey } from './core/secrets.js';
 import type { AtRestSecret } from './core/secrets.js';
 import { Retention } from './core/retention.js';
@@ -47,6 +52,10 @@ export interface Services {
   lifecycle: AccountLifecycle;
   mfa: MfaService;
   passkeys: PasskeyService;
+  /** "Sign in with …" other identity providers (FEDERATION_PROVIDERS). */
+  federation: FederationService;
+  /** Passwordless sign-in by emailed code or link (EMAIL_SIGNIN). */
+  emailSignIn: EmailSignIn;
   devices: DeviceCookies;
   /** Keys Signet signs its own cookies with (see core/secrets.ts). */
   serverKeys: { csrf: Buffer; device: Buffer };
@@ -57,6 +66,8 @@ export interface Services {
   retention: Retention;
   /** The OpenID Provider (its routes exist only with asymmetric keys). */
   oidc: Oidc;
+  /** One log line per answered request (see requestLogger). */
+  requestLog(requestId: string, method: string, route: string, status: number, ms: number): void;
   /** Database, Redis and mail-queue outages, logged once, summarised, and once more when they end. */
   outages: OutageLog;
   /** Set by the server when it starts draining for shutdown: `/readyz` then answers 503 so load balancers stop sending. */
@@ -71,37 +82,58 @@ export interface ServiceOptions {
   sqlitePath?: string;
 }
 
+/**
+ * The process's logger. Lines go to stdout through pino's asynchronous
+ * destination: a request never waits for a write (pino flushes what is
+ * buffered when the process exits).
+ */
 export function createLogger(config: Pick<SignetConfig, 'logLevel'>): Logger {
-  return pino({
-    level: config.logLevel,
-    base: { service: 'signet' },
-    // Defence in depth: these keys never reach a log line even if passed by mistake.
-    redact: {
-      paths: [
-        'password',
-        'newPassword',
-        'currentPassword',
-        'token',
-        'refreshToken',
-        'accessToken',
-        'authorization',
-        '*.password',
-        '*.token',
-        '*.refreshToken',
-        '*.authorization',
-        'email',
-        '*.email',
-      ],
-      censor: '[redacted]',
+  return pino(
+    {
+      level: config.logLevel,
+      base: { service: 'signet' },
+      // Defence in depth: these keys never reach a log line even if passed by mistake.
+      redact: {
+        paths: [
+          'password',
+          'newPassword',
+          'currentPassword',
+          'token',
+          'refreshToken',
+          'accessToken',
+          'authorization',
+          '*.password',
+          '*.token',
+          '*.refreshToken',
+          '*.authorization',
+          'email',
+          '*.email',
+        ],
+        censor: '[redacted]',
+      },
     },
-  });
+    pino.destination({ sync: false }),
+  );
+}
+
+/**
+ * One line per request: its id, method, route pattern, status and time. Its
+ * fields are Signet's own, never the client's, so the line skips the redaction
+ * pass that every other line takes; at a level above info it costs one check.
+ */
+function requestLogger(logger: Logger): Services['requestLog'] {
+  const lines = logger.child({}, { redact: [] });
+  return (reqId, method, route, status, ms) => {
+    if (lines.isLevelEnabled('info')) lines.info({ reqId, method, route, status, ms: Math.round(ms * 100) / 100 }, 'request');
+  };
 }
 
 export async function createServices(config: Readonly<SignetConfig>, options: ServiceOptions = {}): Promise<Services> {
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger(config);
   const pool = new HashPool(config.hashConcurrency);
-  const metrics = new Metrics(pool);
+  const sessionCache = new SessionCache({ ttlMs: config.sessionCacheTtl * 1000, max: SESSION_CACHE_MAX });
+  const metrics = new Metrics({ pool, sessionCache });
 
   // The queue lives in the database: both are back when it answers.
   const ping = async () => db.ping();
@@ -113,6 +145,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
   const db = openDb({
     databaseUrl: config.databaseUrl,
     dataDir: config.dataDir,
+    sqliteSynchronous: config.sqliteSynchronous,
     timeoutMs: config.databaseTimeout * 1000,
     poolMax: config.databasePoolMax,
     ...(options.sqlitePath !== undefined ? { sqlitePath: options.sqlitePath } : {}),
@@ -136,8 +169,11 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     onError: (error, lost) => logger.error({ err: error instanceof Error ? error.message : String(error), lost }, 'audit log write failed'),
   });
   const floods = new FloodLog(logger);
+  let cacheBus: CacheBus | undefined;
   const onEvent = (event: string, fields: Record<string, unknown>) => {
     metrics.event(event);
+    // A change to an account drops its cached sessions here and on every other instance.
+    if (ACCOUNT_CHANGE.test(event) && typeof fields.userId === 'string') cacheBus?.forgetUser(fields.userId);
     // The queue is polled every second: during an outage, one line and a count, not one a second.
     if (event === 'mail.queue_error') return outages.failed('mail queue', new Error(String(fields.error)));
     // Load events carry no account: counted, logged in summary, never one row per request (a flood
@@ -163,7 +199,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       );
     }
     const ends = new SessionEnds();
-    const sessions = new SessionService({ db, tokens, clock, config, onEvent, ends });
+    const sessions = new SessionService({ db, tokens, clock, config, onEvent, ends, cache: sessionCache });
     const oidc = createOidc({ db, clock, keyring, tokens, sessions, ends, config, onEvent });
     const retention = new Retention({ db, clock, config, onEvent });
     const mailer = new Mailer({
@@ -178,6 +214,14 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       onEvent,
     });
     redis = config.redisUrl ? connectRedis(config.redisUrl, outages) : undefined;
+    const bus = (cacheBus = new CacheBus({
+      cache: sessionCache,
+      redis,
+      channel: `${config.redisPrefix}:session-cache`,
+      onError: (error) => logger.debug({ err: error.message }, 'session cache invalidation not published'),
+    }));
+    // Ends published on this instance reach the others' caches too.
+    ends.subscribe((ended) => bus.forgetSessions(ended.map((s) => s.id)));
     const limits = new Limits({ enabled: config.rateLimits, redis, prefix: config.redisPrefix, onEvent });
     const guard = new SignInGuard({ limits, hasher, config, onEvent });
     const lifecycle = new AccountLifecycle({ db, hasher, mailer, limits, guard, clock, config, onEvent, ends });
@@ -188,6 +232,19 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
     const devices = new DeviceCookies({ key: serverKeys.device, clock });
     const passkeys = new PasskeyService({ db, hasher, guard, clock, config, onEvent });
     const mfa = new MfaService({ db, hasher, limits, guard, sealer, passkeys, clock, config, onEvent });
+    const federation = new FederationService({ db, sealer, clock, config, sessions, devices, mfa, lifecycle, onEvent });
+    const emailSignIn = new EmailSignIn({
+      db,
+      mailer,
+      limits,
+      sessions,
+      devices,
+      mfa,
+      clock,
+      config,
+      codeKey: serverKey(atRest.secret, 'email sign-in code'),
+      onEvent,
+    });
     const accounts = new AccountService({ db, hasher, sessions, lifecycle, guard, devices, mfa, passkeys, clock, config, onEvent });
     return {
       config,
@@ -203,6 +260,8 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       lifecycle,
       mfa,
       passkeys,
+      federation,
+      emailSignIn,
       devices,
       serverKeys,
       mailer,
@@ -211,6 +270,7 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       audit,
       retention,
       oidc,
+      requestLog: requestLogger(logger),
       outages,
       readiness: { draining: false },
       async close() {
@@ -218,9 +278,11 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
         await oidc.logout.settle();
         await accounts.settle();
         await lifecycle.settle();
+        await emailSignIn.settle();
         await mailer.close();
         // After everything that reports events, before the store closes.
         await audit.close();
+        await bus.close();
         // QUIT lets Redis finish what was sent; while it is unreachable, just drop the socket.
         await redis?.quit().catch(() => redis?.disconnect());
         await pool.close();
@@ -243,12 +305,22 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
  * (the limiter then falls back to memory); the outage is logged once when it
  * starts, summarised while it lasts, and once when Redis is back.
  */
+/** ioredis is loaded only with REDIS_URL (it costs a start ~0.2 s and ~20 MB). */
+const require = createRequire(import.meta.url);
+
 function connectRedis(url: string, outages: OutageLog): Redis {
-  const redis = new Redis(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
+  const { Redis: Client } = require('ioredis') as typeof import('ioredis');
+  const redis = new Client(url, { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 2000 });
   redis.on('error', (error: Error) => outages.failed('redis', error));
   redis.on('ready', () => outages.recovered('redis'));
   return redis;
 }
+
+/** Entries of the session cache: about 2 KB each, so at most ~20 MB. */
+const SESSION_CACHE_MAX = 10_000;
+
+/** Events that change what a cached session says about its user (profile, e-mail, MFA, disabled…). */
+const ACCOUNT_CHANGE = /^(account|admin|user)\./;
 
 /** Events that arrive once per refused request during a flood. */
 const FLOOD_EVENTS = new Set(['security.signin_shed', 'security.signup_shed', 'security.reauth_shed', 'security.client_rate_limited']);

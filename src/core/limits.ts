@@ -61,6 +61,10 @@ export const LIMIT_RULES = {
   'mail.address': { points: 3, duration: 60 * 60 },
   /** GET /auth/revocations per client network (a verifier polls it every 30 s by default). */
   'revocations.ip': { points: 600, duration: 60 },
+  /** "Sign in with …" starts and callbacks per client network (each start stores a pending flow). */
+  'federation.ip': { points: 60, duration: 60 },
+  /** Emailed sign-in codes and links submitted per client network: 429 beyond (accounts have their own budget in the store). */
+  'emailcode.ip': { points: 30, duration: 15 * 60 },
   /** Authorization requests (each may store a pending request): generous for SSO hops, not for a flood. */
   'authorize.ip': { points: 120, duration: 60 },
 } as const satisfies Record<string, { points: number; duration: number }>;

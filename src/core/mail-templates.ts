@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export type TemplateName = 'verify-email' | 'password-reset' | 'password-changed' | 'account-exists';
+export type TemplateName = 'verify-email' | 'password-reset' | 'password-changed' | 'account-exists' | 'signin-code' | 'signin-link' | 'signin-code-link';
 
 export interface Template {
   subject: string;
@@ -64,6 +64,57 @@ If it was not you, you can ignore this message: nothing changed.
     html: layout(`<p>Hello,</p>
 <p>Someone tried to create an account with <strong>{{email}}</strong>, which already has one. If it was you, sign in instead, or <a href="{{resetLink}}">reset your password</a>.</p>
 <p>If it was not you, you can ignore this message: nothing changed.</p>`),
+  },
+  'signin-code': {
+    subject: 'Your sign-in code: {{code}}',
+    text: `Hello,
+
+Your code to sign in to {{appName}} as {{email}} is:
+
+{{code}}
+
+It works once, for {{expiresIn}}. If you did not ask for it, ignore this message: nobody can sign in without the code.
+`,
+    html: layout(`<p>Hello,</p>
+<p>Your code to sign in to {{appName}} as <strong>{{email}}</strong> is:</p>
+<p style="font-size: 28px; letter-spacing: 4px; font-weight: bold">{{code}}</p>
+<p>It works once, for {{expiresIn}}. If you did not ask for it, ignore this message: nobody can sign in without the code.</p>`),
+  },
+  'signin-link': {
+    subject: 'Your sign-in link',
+    text: `Hello,
+
+To sign in to {{appName}} as {{email}}, open this link:
+
+{{link}}
+
+It works once, for {{expiresIn}}. If you did not ask for it, ignore this message.
+`,
+    html: layout(`<p>Hello,</p>
+<p>To sign in to {{appName}} as <strong>{{email}}</strong>:</p>
+<p><a href="{{link}}" style="background: #1f4fd1; color: #fff; padding: 10px 16px; border-radius: 6px; text-decoration: none">Sign in</a></p>
+<p>Or open this link: <br><a href="{{link}}">{{link}}</a></p>
+<p>It works once, for {{expiresIn}}. If you did not ask for it, ignore this message.</p>`),
+  },
+  'signin-code-link': {
+    subject: 'Your sign-in code: {{code}}',
+    text: `Hello,
+
+Your code to sign in to {{appName}} as {{email}} is:
+
+{{code}}
+
+Or open this link:
+
+{{link}}
+
+Either works once, for {{expiresIn}}. If you did not ask for it, ignore this message.
+`,
+    html: layout(`<p>Hello,</p>
+<p>Your code to sign in to {{appName}} as <strong>{{email}}</strong> is:</p>
+<p style="font-size: 28px; letter-spacing: 4px; font-weight: bold">{{code}}</p>
+<p>Or <a href="{{link}}">sign in with this link</a>.</p>
+<p>Either works once, for {{expiresIn}}. If you did not ask for it, ignore this message.</p>`),
   },
   'password-changed': {
     subject: 'Your password was changed',

@@ -1,6 +1,7 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import nodemailer from 'nodemailer';
+import { createRequire } from 'node:module';
+import type nodemailer from 'nodemailer';
 import type { Transporter } from 'nodemailer';
 import type { Db } from '../store/db.js';
 import { claimMail, dueMail, enqueueMail, listFailedMail, markMailFailed, markMailRetry, markMailSent } from '../store/mail.js';
@@ -179,22 +180,27 @@ export class Mailer {
   }
 }
 
+/** nodemailer loads with the first message, not at start (~80 ms and ~15 MB a start need not pay). */
+const require = createRequire(import.meta.url);
+const loadNodemailer = () => require('nodemailer') as typeof nodemailer;
+
 function smtpDelivery(url: string): Delivery {
-  const transporter: Transporter = nodemailer.createTransport(url);
+  let transporter: Transporter | undefined;
   return {
     send: async (message) => {
-      await transporter.sendMail(message);
+      await (transporter ??= loadNodemailer().createTransport(url)).sendMail(message);
       return undefined;
     },
-    close: () => transporter.close(),
+    close: () => transporter?.close(),
   };
 }
 
 /** Development transport: each message as an .eml file under the data dir, readable without a mail server. */
 function outboxDelivery(dir: string): Delivery {
-  const transporter = nodemailer.createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
+  let transporter: Transporter | undefined;
   return {
     send: async (message) => {
+      transporter ??= loadNodemailer().createTransport({ streamTransport: true, buffer: true, newline: 'unix' });
       const info = await transporter.sendMail(message);
       mkdirSync(dir, { recursive: true, mode: 0o700 });
       const base = join(dir, `${new Date().toISOString().replace(/[:.]/g, '-')}-${uuidv7().slice(-12)}`);
@@ -203,6 +209,6 @@ function outboxDelivery(dir: string): Delivery {
       writeFileSync(`${base}.txt`, `To: ${message.to}\nSubject: ${message.subject}\n\n${message.text}`, { mode: 0o600 });
       return `${base}.eml`;
     },
-    close: () => transporter.close(),
+    close: () => transporter?.close(),
   };
 }

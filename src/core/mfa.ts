@@ -27,7 +27,7 @@ import type { Limits } from './limits.js';
 import type { SignInGuard } from './signin-guard.js';
 import type { PasswordHasher } from './passwords.js';
 import type { AuthMethod } from './amr.js';
-import { PASSWORD_OTP_AMR, passwordPasskeyAmr } from './amr.js';
+import { PASSWORD_AMR, parseAmr, passwordPasskeyAmr, withOtpAmr } from './amr.js';
 import type { PasskeyService } from './passkeys/service.js';
 
 const PERIOD = 30;
@@ -158,8 +158,11 @@ export class MfaService {
     this.#onEvent('account.mfa_disabled', { userId: user.id });
   }
 
-  /** After a correct password: the single-use token that `verify` exchanges for a session. */
-  async challenge(user: User): Promise<string> {
+  /**
+   * After a correct first factor (a password unless `firstAmr` says otherwise): the single-use token
+   * that `verify` exchanges for a session.
+   */
+  async challenge(user: User, firstAmr?: readonly AuthMethod[]): Promise<string> {
     const token = randomToken();
     const now = this.#clock.now();
     await insertChallenge(this.#db, {
@@ -171,6 +174,7 @@ export class MfaService {
       attempts: 0,
       used_at: null,
       client_id: null,
+      first_amr: firstAmr === undefined ? null : firstAmr.join(' '),
     });
     return token;
   }
@@ -222,19 +226,20 @@ export class MfaService {
     const budget = await this.#limits.take('mfa.account', user.id);
     if (!budget.allowed) this.#onEvent('security.mfa_throttled', { userId: user.id });
     let amr: AuthMethod[];
+    const first = parseAmr(challenge.first_amr) ?? PASSWORD_AMR;
     if ('webauthn' in proof) {
       if (!budget.allowed || !methods.includes('webauthn')) {
         this.#onEvent('auth.mfa_failed', { userId: user.id, method: 'passkey', reason: budget.allowed ? 'no_passkey' : 'throttled' });
         throw new SignetError('invalid_passkey');
       }
       // Refusals are audited (auth.mfa_failed) by the passkey service itself.
-      amr = passwordPasskeyAmr(await this.#passkeys.verifySecondFactor(user.id, challenge.id, proof.webauthn));
+      amr = passwordPasskeyAmr(await this.#passkeys.verifySecondFactor(user.id, challenge.id, proof.webauthn), first);
     } else {
       if (!(await this.#checkCode(user, budget.allowed && methods.includes('totp'), proof, now))) {
         this.#onEvent('auth.mfa_failed', { userId: user.id });
         throw new SignetError('invalid_code');
       }
-      amr = [...PASSWORD_OTP_AMR];
+      amr = withOtpAmr(first);
     }
     await this.#limits.refund('mfa.account', user.id);
     if (!(await completeChallenge(this.#db, challenge.id, now))) throw new SignetError('invalid_mfa_token');

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { dictionary } from '@zxcvbn-ts/language-common';
+import { createRequire } from 'node:module';
 import { SignetError } from '../errors.js';
 import { HashAbortedError } from './hash-pool.js';
 import type { HashPool, Priority } from './hash-pool.js';
@@ -39,7 +39,13 @@ export function passwordLength(password: string): number {
   return Array.from(password).length;
 }
 
-const COMMON = new Set(dictionary['passwords-common'].map((p) => p.toLowerCase()));
+/** The list is loaded with the first password checked, not at start (~15 MB a process need not hold until then). */
+let common: Set<string> | undefined;
+function commonPasswords(): Set<string> {
+  if (common) return common;
+  const { dictionary } = createRequire(import.meta.url)('@zxcvbn-ts/language-common') as typeof import('@zxcvbn-ts/language-common');
+  return (common = new Set(dictionary['passwords-common'].map((p) => p.toLowerCase())));
+}
 
 /**
  * Refuses passwords on the common-password list (~49 k entries from zxcvbn-ts)
@@ -48,7 +54,7 @@ const COMMON = new Set(dictionary['passwords-common'].map((p) => p.toLowerCase()
 export function assertNotWeak(password: string, context: { email?: string | undefined; username?: string | null | undefined } = {}): void {
   const lower = password.toLowerCase();
   const own = [context.email, context.email?.split('@')[0], context.username ?? undefined].filter((v): v is string => !!v).map((v) => v.toLowerCase());
-  if (COMMON.has(lower) || own.includes(lower)) throw new SignetError('weak_password');
+  if (commonPasswords().has(lower) || own.includes(lower)) throw new SignetError('weak_password');
 }
 
 const ARGON2 = 'argon2';

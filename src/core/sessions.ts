@@ -16,6 +16,7 @@ import {
 import type { EndedCursor, Liveness } from '../store/sessions.js';
 import type { Session, User, UserRecord } from '../model.js';
 import type { SessionEnds } from './session-ends.js';
+import { SessionCache } from './session-cache.js';
 import type { RefreshTokenRow } from '../store/schema.js';
 import type { AccessTokenClaims } from '../verify/jwt.js';
 import type { Clock } from './clock.js';
@@ -113,6 +114,8 @@ export interface SessionServiceOptions {
   config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>;
   onEvent: SecurityEventSink;
   ends: SessionEnds;
+  /** Live sessions for token reads (see session-cache.ts); none: every check reads the database. */
+  cache?: SessionCache;
 }
 
 const REFRESH_TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -137,6 +140,7 @@ export class SessionService {
   readonly #config: Pick<SignetConfig, 'refreshIdleTtl' | 'sessionAbsoluteTtl' | 'refreshReuseGrace'>;
   readonly #onEvent: SecurityEventSink;
   readonly #ends: SessionEnds;
+  readonly #cache: SessionCache;
   #revocationHead: { at: number; page: RevocationPage } | undefined;
 
   constructor(options: SessionServiceOptions) {
@@ -146,6 +150,9 @@ export class SessionService {
     this.#config = options.config;
     this.#onEvent = options.onEvent;
     this.#ends = options.ends;
+    this.#cache = options.cache ?? new SessionCache({ ttlMs: 0, max: 0 });
+    // Every way a session ends comes through here: its cached copy goes at once.
+    this.#ends.subscribe((ended) => this.#cache.forgetSessions(ended.map((s) => s.id)));
   }
 
   /**
@@ -273,11 +280,24 @@ export class SessionService {
     throw invalidRefresh('reused');
   }
 
-  /** Access token → live user and session, or `invalid_token`. */
-  async authenticate(accessToken: string): Promise<Authenticated> {
+  /**
+   * Access token → live user and session, or `invalid_token`. With `cached`
+   * (reads: GET routes) a live session checked moments ago answers from
+   * memory; state changes always see the database. Only the database refuses:
+   * a cached session past its idle or absolute limit is read again.
+   */
+  async authenticate(accessToken: string, options: { cached?: boolean } = {}): Promise<Authenticated> {
     const claims = await this.#tokens.verifyFresh(accessToken);
-    const live = await findLiveSession(this.#db, claims.sid, claims.sub, this.#liveness(this.#clock.now()));
+    const now = this.#clock.now();
+    const at = this.#liveness(now);
+    if (options.cached) {
+      const hit = this.#cache.get(claims.sid, claims.sub, now);
+      if (hit && hit.session.expiresAt.getTime() > now && hit.session.lastUsedAt.getTime() > at.idleCutoff) return { ...hit, claims };
+    }
+    const epoch = this.#cache.epoch();
+    const live = await findLiveSession(this.#db, claims.sid, claims.sub, at);
     if (!live) throw new SignetError('invalid_token', { cause: new Error('session ended or user gone') });
+    this.#cache.put(live, epoch, now);
     return { ...live, claims };
   }
 

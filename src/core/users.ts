@@ -11,6 +11,7 @@ import type { PasskeyService } from './passkeys/service.js';
 import type { Attempt, SignInGuard } from './signin-guard.js';
 import type { Clock } from './clock.js';
 import { uuidv7 } from './crypto.js';
+import { hasUsablePassword } from '../store/federation.js';
 import { assertNotWeak } from './passwords.js';
 import type { HashOptions, PasswordHasher, VerifyResult } from './passwords.js';
 import type { SignetConfig } from '../config.js';
@@ -209,7 +210,11 @@ export class AccountService {
     let ok: boolean;
     let needsRehash = false;
     try {
-      ({ ok, needsRehash } = user ? await this.#hasher.verify(login.password, user.passwordHash, options) : await this.#unknown(login.password, options));
+      // An account without a password (made by another identity provider) is checked like an unknown one: the same work, never a match.
+      ({ ok, needsRehash } =
+        user && hasUsablePassword(user.passwordHash)
+          ? await this.#hasher.verify(login.password, user.passwordHash, options)
+          : await this.#unknown(login.password, options));
     } catch (error) {
       // The password was never checked (the client left, or the server is stopping): the attempt costs nothing.
       await this.#guard.unchecked(attempt);

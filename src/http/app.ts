@@ -3,7 +3,7 @@ import { SignetError, StoreUnavailableError } from '../errors.js';
 import { HashAbortedError } from '../core/hash-pool.js';
 import type { Services } from '../services.js';
 import { assertNoForeignBody, readJsonObject, validate } from './body.js';
-import { clientIp, isHttps } from './client.js';
+import { clientContext, isHttps } from './client.js';
 import type { AppContext, AppEnv } from './context.js';
 import { errorResponse, toSignetError } from './errors.js';
 import { endSessionRoute, listSessionsRoute, meRoute } from './handlers/account.js';
@@ -35,6 +35,8 @@ import {
   verifyEmailRoute,
 } from './handlers/lifecycle.js';
 import { pageRoutes } from './pages/index.js';
+import { listIdentitiesRoute, listProvidersRoute, unlinkIdentityRoute } from './federation/api.js';
+import { consumeEmailLinkRoute, requestEmailSigninRoute, verifyEmailCodeRoute } from './email-signin/api.js';
 import { pageHandler } from './pages/dispatch.js';
 import { pageAssets } from './pages/layout.js';
 import type { PageAssets } from './pages/layout.js';
@@ -44,7 +46,7 @@ import { withClientIp } from '../core/audit.js';
 import { constantTimeEqual } from '../core/crypto.js';
 import { openApiDocument } from './openapi.js';
 import type { Route } from './route.js';
-import { json } from './context.js';
+import { applyExtraHeaders, json } from './context.js';
 import { route } from './route.js';
 
 export const VERSION = '0.1.0';
@@ -60,6 +62,12 @@ export function routeTable(services: Services, assets: PageAssets = pageAssets(s
     passkeySignInRoute,
     mfaVerifyRoute,
     mfaPasskeyOptionsRoute,
+    requestEmailSigninRoute,
+    verifyEmailCodeRoute,
+    consumeEmailLinkRoute,
+    listProvidersRoute,
+    listIdentitiesRoute,
+    unlinkIdentityRoute,
     refreshRoute,
     tokenRoute,
     signOutRoute,
@@ -116,32 +124,27 @@ export function createApp(services: Services): { app: Hono<AppEnv>; routes: Rout
   const assets = pageAssets(config);
   const routes = routeTable(services, assets);
 
+  const stamp = headerStamp(config.trustProxy);
   app.use(async (c, next) => {
     const started = performance.now();
     const incoming = c.req.header('x-request-id');
     const requestId = incoming !== undefined && REQUEST_ID.test(incoming) ? incoming : crypto.randomUUID();
     c.set('requestId', requestId);
     c.set('services', services);
-    c.set('client', {
-      ip: clientIp(c, config.trustProxy),
-      userAgent: c.req.header('user-agent') ?? null,
-      deviceCookie: readCookie(c, 'device'),
-      signal: c.req.raw.signal,
-    });
+    c.set('client', clientContext(c, config.trustProxy));
+    const outgoing = (c.env as NodeBindings | undefined)?.outgoing;
+    // On node:http the headers every response carries go straight onto the socket's response, before the
+    // handler runs: they survive any error, and the handler's own headers (a page's CSP) still win.
+    if (outgoing) stamp(c, outgoing, requestId);
     // Audit entries recorded anywhere in this request carry the client's address.
     await withClientIp(c.var.client.ip, next);
-    const headers = c.res.headers;
-    headers.set('x-request-id', requestId);
-    headers.set('x-content-type-options', 'nosniff');
-    headers.set('referrer-policy', 'no-referrer');
-    // Framing protection on every response (OWASP REST Security): pages set a stricter CSP of their own.
-    headers.set('x-frame-options', 'DENY');
-    if (!headers.has('content-security-policy')) headers.set('content-security-policy', "default-src 'none'; frame-ancestors 'none'");
-    if (c.req.path.startsWith('/auth/')) headers.set('cache-control', 'no-store');
-    if (isHttps(c, config.trustProxy)) headers.set('strict-transport-security', 'max-age=31536000; includeSubDomains');
+    applyExtraHeaders(c);
+    if (!outgoing) stamp(c, c.res.headers, requestId);
     const ms = performance.now() - started;
-    services.metrics.observe(c.req.method, c.req.routePath, c.res.status, ms / 1000);
-    logger.info({ reqId: requestId, method: c.req.method, route: c.req.routePath, status: c.res.status, ms: Math.round(ms * 100) / 100 }, 'request');
+    const route = c.req.routePath;
+    const status = c.res.status;
+    services.metrics.observe(c.req.method, route, status, ms / 1000);
+    services.requestLog(requestId, c.req.method, route, status, ms);
   });
 
   // CORS only for the configured origins, with credentials (cookie mode); none otherwise.
@@ -165,6 +168,8 @@ export function createApp(services: Services): { app: Hono<AppEnv>; routes: Rout
   });
   const publicDocuments = cors({ origin: '*', allowMethods: ['GET'], maxAge: 600 });
   app.use((c, next) => {
+    // Without an Origin header no CORS header applies (Vary: Origin is stamped on every answer).
+    if (c.req.header('origin') === undefined) return next();
     const path = c.req.path;
     if (path.startsWith('/.well-known/')) return publicDocuments(c, next);
     if (path === '/auth/token' || path === OIDC_PATHS.userinfo) return forClients(c, next);
@@ -222,7 +227,8 @@ function apiHandler(r: Route, services: Services) {
     const credential = r.auth === 'bearer' || r.auth === 'bearer-or-body' ? accessCredential(c) : undefined;
     if (r.auth === 'bearer' || (r.auth === 'bearer-or-body' && credential !== undefined)) {
       if (credential === undefined) throw new SignetError('missing_token');
-      const auth = await services.sessions.authenticate(credential.token);
+      // Reads may take a session checked moments ago (see session-cache.ts); changes always see the database.
+      const auth = await services.sessions.authenticate(credential.token, { cached: r.method === 'GET' });
       // A cookie is sent by the browser on its own: state changes need proof the page is ours.
       if (credential.via === 'cookie' && r.method !== 'GET') assertCsrf(c, auth.session.id);
       c.set('auth', auth);
@@ -244,6 +250,44 @@ function apiHandler(r: Route, services: Services) {
     if (r.limit) await limitClient(c, r.limit);
     const query = r.query ? validate(r.query, c.req.query()) : {};
     return r.handle(c, body, query);
+  };
+}
+
+interface NodeOutgoing {
+  setHeader(name: string, value: string): unknown;
+}
+
+interface NodeBindings {
+  outgoing?: NodeOutgoing;
+}
+
+/**
+ * The headers every response carries: the request id, no sniffing, no
+ * referrer, framing protection (OWASP REST Security; pages set a stricter CSP
+ * of their own), no caching of /auth/*, HSTS over HTTPS. Written to node's
+ * response before the handler runs (a handler's own value wins), or, outside
+ * node:http, onto the finished response (where only a missing CSP is added).
+ */
+function headerStamp(trustProxy: readonly string[]) {
+  const fixed: [string, string][] = [
+    ['x-content-type-options', 'nosniff'],
+    ['referrer-policy', 'no-referrer'],
+    ['x-frame-options', 'DENY'],
+    // Answers differ by Origin (CORS), also when a request carried none.
+    ['vary', 'Origin'],
+  ];
+  const csp = "default-src 'none'; frame-ancestors 'none'";
+  return (c: AppContext, target: NodeOutgoing | Headers, requestId: string): void => {
+    const headers: [string, string][] = [['x-request-id', requestId], ...fixed];
+    if (c.req.path.startsWith('/auth/')) headers.push(['cache-control', 'no-store']);
+    if (isHttps(c, trustProxy)) headers.push(['strict-transport-security', 'max-age=31536000; includeSubDomains']);
+    if (target instanceof Headers) {
+      for (const [name, value] of headers) target.set(name, value);
+      if (!target.has('content-security-policy')) target.set('content-security-policy', csp);
+    } else {
+      for (const [name, value] of headers) target.setHeader(name, value);
+      target.setHeader('content-security-policy', csp);
+    }
   };
 }
 

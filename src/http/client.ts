@@ -1,4 +1,6 @@
 import { isIP } from 'node:net';
+import type { ClientContext } from '../core/sessions.js';
+import { readCookie } from './cookies.js';
 import type { AppContext } from './context.js';
 
 interface NodeBindings {
@@ -43,4 +45,18 @@ export function isHttps(c: AppContext, trusted: readonly string[]): boolean {
   // On a Node socket the connection decides, never the URL a client wrote in its request line.
   if (env?.incoming?.socket) return false;
   return new URL(c.req.url).protocol === 'https:';
+}
+
+/**
+ * Who sent this request, as core sees it. The abort signal is built only when
+ * core asks for it (a queued hash): creating hono's web Request costs more than
+ * a whole /healthz answer.
+ */
+export function clientContext(c: AppContext, trusted: readonly string[]): ClientContext {
+  const context: ClientContext = {
+    ip: clientIp(c, trusted),
+    userAgent: c.req.header('user-agent') ?? null,
+    deviceCookie: c.req.header('cookie') === undefined ? undefined : readCookie(c, 'device'),
+  };
+  return Object.defineProperty(context, 'signal', { get: () => c.req.raw.signal, enumerable: true });
 }

@@ -1,5 +1,6 @@
 import { createHmac } from 'node:crypto';
-import { getCookie, setCookie } from 'hono/cookie';
+import { getCookie } from 'hono/cookie';
+import { serialize } from 'hono/utils/cookie';
 import type { CookieOptions } from 'hono/utils/cookie';
 import { SignetError } from '../errors.js';
 import { constantTimeEqual } from '../core/crypto.js';
@@ -7,6 +8,7 @@ import { DEVICE_COOKIE_TTL } from '../core/devices.js';
 import type { Grant } from '../core/sessions.js';
 import { toPublicUser } from '../core/users.js';
 import type { AppContext } from './context.js';
+import { addHeader } from './context.js';
 
 /**
  * Cookie mode (contract "Cookie mode"): tokens in `__Host-` cookies —
@@ -53,6 +55,11 @@ export function clearSessionCookies(c: AppContext): void {
 
 export function setDeviceCookie(c: AppContext, value: string): void {
   setCookie(c, cookieNames(c).device, value, { ...options(c, DEVICE_COOKIE_TTL), sameSite: 'Strict' });
+}
+
+/** Sets a cookie on this request's answer (see addHeader). */
+export function setCookie(c: AppContext, name: string, value: string, options: CookieOptions): void {
+  addHeader(c, 'set-cookie', serialize(name, value, { path: '/', ...options }));
 }
 
 export function readCookie(c: AppContext, which: 'access' | 'refresh' | 'device'): string | undefined {

@@ -2,6 +2,7 @@ import { SignetError } from '../errors.js';
 import type { LimitName } from '../core/limits.js';
 import { networkKey } from '../core/limits.js';
 import type { AppContext } from './context.js';
+import { addHeader } from './context.js';
 
 /**
  * Spends one point of a per-client limit and sets the IETF RateLimit headers;
@@ -12,8 +13,8 @@ export async function limitClient(c: AppContext, name: LimitName): Promise<void>
   if (!limits.enabled) return;
   const key = networkKey(c.var.client.ip);
   const decision = await limits.take(name, key);
-  c.header('ratelimit-limit', String(decision.limit));
-  c.header('ratelimit-remaining', String(decision.remaining));
-  c.header('ratelimit-reset', String(decision.resetSeconds));
+  addHeader(c, 'ratelimit-limit', String(decision.limit));
+  addHeader(c, 'ratelimit-remaining', String(decision.remaining));
+  addHeader(c, 'ratelimit-reset', String(decision.resetSeconds));
   if (!decision.allowed) throw new SignetError('rate_limited', { retryAfter: decision.resetSeconds, rateLimit: decision });
 }

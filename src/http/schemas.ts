@@ -278,3 +278,31 @@ export const MfaChallenge = z
   .meta({ id: 'MfaChallenge' });
 export const TotpSetup = z.object({ secret: z.string(), otpauthUri: z.string(), qrSvg: z.string() }).meta({ id: 'TotpSetup' });
 export const RecoveryCodes = z.object({ recoveryCodes: z.array(z.string()).length(10) }).meta({ id: 'RecoveryCodes' });
+
+/** Passwordless sign-in by email (EMAIL_SIGNIN). */
+export const emailSigninCodeBody = z.object({
+  email,
+  code: string('a string of 6 digits')
+    .trim()
+    .regex(/^\d{6}$/, 'must be 6 digits')
+    .meta({ example: '042917' }),
+});
+export const emailSigninLinkBody = z.object({ token: accountToken });
+
+export const ProviderList = z
+  .object({ providers: z.array(z.object({ id: z.string(), name: z.string(), type: z.enum(['oidc', 'github']), startUrl: z.string() })) })
+  .meta({ id: 'ProviderList' });
+export const IdentityList = z
+  .object({
+    identities: z.array(
+      z.object({
+        id: z.string(),
+        provider: z.string(),
+        providerName: z.string(),
+        email: z.string().nullable(),
+        createdAt: z.string(),
+        lastUsedAt: z.string().nullable(),
+      }),
+    ),
+  })
+  .meta({ id: 'IdentityList' });

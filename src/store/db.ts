@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, sql } from 'kysely';
-import pg from 'pg';
+import type { SqliteDatabase } from 'kysely';
+import { createRequire } from 'node:module';
+import type pg from 'pg';
 import type { Database } from './schema.js';
 import { migrationProvider } from './migrations/index.js';
 import { createPrivateFile, privateDirectory, tightenFiles } from './files.js';
@@ -25,6 +27,8 @@ export interface OpenDbOptions {
   dataDir: string;
   /** Called for pool errors that have no request to fail (idle connection dropped). */
   onBackgroundError?: (error: Error) => void;
+  /** SQLite's `synchronous` in WAL mode: `full` syncs every commit to disk, `normal` at checkpoints. */
+  sqliteSynchronous?: 'full' | 'normal';
   /**
    * Longest a query (or waiting for a connection) may take, ms (DATABASE_TIMEOUT);
    * past it the query fails and the request answers 503. Default 5000.
@@ -38,7 +42,7 @@ export function openDb(options: OpenDbOptions): Db {
   const timeoutMs = options.timeoutMs ?? 5000;
   return options.databaseUrl
     ? openPostgres(options.databaseUrl, { timeoutMs, poolMax: options.poolMax ?? 10 }, options.onBackgroundError)
-    : openSqlite(options.sqlitePath ?? sqliteFile(options.dataDir), timeoutMs);
+    : openSqlite(options.sqlitePath ?? sqliteFile(options.dataDir), { timeoutMs, synchronous: options.sqliteSynchronous ?? 'full' });
 }
 
 function sqliteFile(dataDir: string): string {
@@ -46,19 +50,22 @@ function sqliteFile(dataDir: string): string {
   return join(dataDir, 'signet.db');
 }
 
-function openSqlite(path: string, timeoutMs: number): Db {
+function openSqlite(path: string, options: { timeoutMs: number; synchronous: 'full' | 'normal' }): Db {
+  const { timeoutMs, synchronous } = options;
   const onDisk = path !== ':memory:' && path !== '';
   // SQLite gives the -wal and -shm files the database file's permissions: 0600 all three.
   if (onDisk) createPrivateFile(path);
   const tightened = onDisk ? tightenFiles([path, `${path}-wal`, `${path}-shm`]) : [];
   const database = new SQLite(path);
   database.pragma('journal_mode = WAL');
-  // FULL makes every commit durable in WAL mode (NORMAL may lose the last commits on power loss).
-  database.pragma('synchronous = FULL');
+  // NORMAL: a commit is in the WAL (the OS has it: it survives the process being killed) without waiting
+  // for the disk; a power loss may take the last commits. FULL waits for the disk on every commit, and
+  // better-sqlite3 waits on the event loop (see SQLITE_SYNCHRONOUS in docs/configuration.md).
+  database.pragma(`synchronous = ${synchronous === 'full' ? 'FULL' : 'NORMAL'}`);
   database.pragma('foreign_keys = ON');
   // Another process holding the write lock (a CLI command, a backup) makes a writer wait this long, then SQLITE_BUSY (503).
   database.pragma(`busy_timeout = ${Math.floor(timeoutMs)}`);
-  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database }) });
+  const kysely = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) });
   return {
     kysely,
     dialect: 'sqlite',
@@ -76,9 +83,13 @@ const INT8_OID = 20;
 /** pg's message when `query_timeout` passes: the server may never answer on that connection again. */
 const QUERY_TIMEOUT = 'Query read timeout';
 
+/** Loaded only when PostgreSQL is used (it costs an embedded start ~80 ms and ~15 MB). */
+const require = createRequire(import.meta.url);
+
 function openPostgres(connectionString: string, limits: { timeoutMs: number; poolMax: number }, onBackgroundError?: (error: Error) => void): Db {
   const { timeoutMs, poolMax } = limits;
-  const pool = new pg.Pool({
+  const { Pool, types } = require('pg') as typeof pg;
+  const pool = new Pool({
     connectionString,
     max: poolMax,
     // A store that is down, or reachable but not answering, must answer 503 within
@@ -97,7 +108,7 @@ function openPostgres(connectionString: string, limits: { timeoutMs: number; poo
     // BIGINT columns hold epoch milliseconds, well inside Number's exact range.
     types: {
       getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-        oid === INT8_OID ? (value: string) => Number(value) : (pg.types.getTypeParser(oid, format) as unknown)) as typeof pg.types.getTypeParser,
+        oid === INT8_OID ? (value: string) => Number(value) : (types.getTypeParser(oid, format) as unknown)) as typeof types.getTypeParser,
     },
   });
   // Without listeners, a client losing its connection (idle in the pool, or checked
@@ -166,4 +177,29 @@ export function uniqueViolation(error: unknown): string | undefined {
     return /failed: (\S+)/.exec(error.message)?.[1]?.replace('.', '_') ?? 'unknown';
   }
   return undefined;
+}
+
+/** Statements kept prepared (distinct SQL texts; IN lists of other lengths are other texts). */
+const STATEMENT_CACHE = 256;
+
+/**
+ * Kysely prepares every query it runs; preparing costs more than running most
+ * of Signet's. The database Kysely sees keeps each SQL text's statement (a
+ * bounded map, oldest first out). Safe because better-sqlite3 runs a statement
+ * to completion before the next one starts.
+ */
+function withStatementCache(database: SQLite.Database): SqliteDatabase {
+  const statements = new Map<string, SQLite.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(text: string) {
+      let statement = statements.get(text);
+      if (!statement) {
+        statement = database.prepare(text);
+        if (statements.size >= STATEMENT_CACHE) statements.delete(statements.keys().next().value as string);
+        statements.set(text, statement);
+      }
+      return statement;
+    },
+  };
 }

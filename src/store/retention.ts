@@ -109,6 +109,23 @@ export const prune = {
     );
     return requests + codes;
   },
+
+  /** "Sign in with …" flows nobody came back from (ten minutes), and emailed sign-in codes and links past their expiry. */
+  async federation(db: Db, cutoff: number, batch: number): Promise<number> {
+    const flows = deleted(
+      await db.kysely
+        .deleteFrom('federation_states')
+        .where('state_hash', 'in', (eb) => eb.selectFrom('federation_states').select('state_hash').where('expires_at', '<', cutoff).limit(batch))
+        .executeTakeFirst(),
+    );
+    const codes = deleted(
+      await db.kysely
+        .deleteFrom('email_signin_codes')
+        .where('id', 'in', (eb) => eb.selectFrom('email_signin_codes').select('id').where('expires_at', '<', cutoff).limit(batch))
+        .executeTakeFirst(),
+    );
+    return flows + codes;
+  },
 } as const;
 
 export type PruneKind = keyof typeof prune;

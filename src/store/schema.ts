@@ -131,6 +131,8 @@ export interface MfaChallengeRow {
   attempts: number;
   used_at: number | null;
   client_id: string | null;
+  /** The sign-in's first factor (RFC 8176 values, space-separated); null: a password (before migration 009, always). */
+  first_amr?: string | null;
 }
 
 export interface OAuthClientRow {
@@ -243,4 +245,50 @@ export interface Database {
   webauthn_credentials: WebauthnCredentialRow;
   webauthn_users: WebauthnUserRow;
   webauthn_challenges: WebauthnChallengeRow;
+  federated_identities: FederatedIdentityRow;
+  federation_states: FederationStateRow;
+  email_signin_codes: EmailSigninCodeRow;
+  email_signin_budgets: EmailSigninBudgetRow;
+}
+
+export interface FederatedIdentityRow {
+  id: string;
+  provider: string;
+  subject: string;
+  user_id: string;
+  email: string | null;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+export type FederationPurpose = 'signin' | 'link';
+
+export interface FederationStateRow {
+  state_hash: string;
+  provider: string;
+  binding_hash: string;
+  /** The PKCE verifier and nonce, sealed. */
+  secrets: string;
+  purpose: FederationPurpose;
+  user_id: string | null;
+  return_to: string | null;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface EmailSigninCodeRow {
+  id: string;
+  user_id: string;
+  code_hash: string | null;
+  link_hash: string | null;
+  attempts: number;
+  created_at: number;
+  expires_at: number;
+  consumed_at: number | null;
+}
+
+export interface EmailSigninBudgetRow {
+  user_id: string;
+  window_started_at: number;
+  attempts: number;
 }

@@ -1,12 +1,22 @@
-import { generateAuthenticationOptions, generateRegistrationOptions, verifyAuthenticationResponse, verifyRegistrationResponse } from '@simplewebauthn/server';
 import type {
   AuthenticationResponseJSON,
   PublicKeyCredentialCreationOptionsJSON,
   PublicKeyCredentialRequestOptionsJSON,
   RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import { decodeAttestationObject, isoBase64URL, isoCBOR } from '@simplewebauthn/server/helpers';
 import type { PasskeyRecord, User } from '../../model.js';
+
+type Server = typeof import('@simplewebauthn/server');
+type Helpers = typeof import('@simplewebauthn/server/helpers');
+
+/**
+ * @simplewebauthn/server and its ASN.1 and CBOR libraries take about 0.4 s and
+ * 30 MB to load: they load at the first passkey ceremony, not at start.
+ */
+let library: Promise<[Server, Helpers]> | undefined;
+function webauthn(): Promise<[Server, Helpers]> {
+  return (library ??= Promise.all([import('@simplewebauthn/server'), import('@simplewebauthn/server/helpers')]));
+}
 
 /**
  * The WebAuthn relying party (W3C WebAuthn Level 3, §7), on @simplewebauthn/server.
@@ -77,6 +87,7 @@ export class RelyingParty {
     handle: string,
     exclude: readonly PasskeyRecord[],
   ): Promise<PublicKeyCredentialCreationOptionsJSON> {
+    const [{ generateRegistrationOptions }, { isoBase64URL }] = await webauthn();
     return generateRegistrationOptions({
       rpName: this.#config.rpName,
       rpID: this.#config.rpId,
@@ -96,10 +107,12 @@ export class RelyingParty {
    * passkey signs in on its own later.
    */
   async verifyCreation(response: RegistrationResponseJSON, challenge: string): Promise<VerifiedCredential> {
+    const [{ verifyRegistrationResponse }, helpers] = await webauthn();
+    const { isoBase64URL } = helpers;
     let result: Awaited<ReturnType<typeof verifyRegistrationResponse>>;
     try {
       result = await verifyRegistrationResponse({
-        response: withoutAttestation(response),
+        response: withoutAttestation(response, helpers),
         expectedChallenge: challenge,
         expectedOrigin: [...this.#config.origins],
         expectedRPID: this.#config.rpId,
@@ -129,6 +142,7 @@ export class RelyingParty {
    * second factor, the user's passkeys are listed and presence is enough.
    */
   async requestOptions(allow?: readonly PasskeyRecord[]): Promise<PublicKeyCredentialRequestOptionsJSON> {
+    const [{ generateAuthenticationOptions }] = await webauthn();
     return generateAuthenticationOptions({
       rpID: this.#config.rpId,
       timeout: CEREMONY_TIMEOUT_MS,
@@ -151,6 +165,7 @@ export class RelyingParty {
     passkey: PasskeyRecord,
     options: { requireUserVerification: boolean },
   ): Promise<VerifiedAssertion> {
+    const [{ verifyAuthenticationResponse }, { isoBase64URL }] = await webauthn();
     let result: Awaited<ReturnType<typeof verifyAuthenticationResponse>>;
     try {
       result = await verifyAuthenticationResponse({
@@ -190,7 +205,7 @@ export function challengeOf(response: { response: { clientDataJSON: string } }):
  * honours `attestation: "none"` would, so no certificate sent by a client is
  * ever parsed and no revocation list it names is ever fetched.
  */
-function withoutAttestation(response: RegistrationResponseJSON): RegistrationResponseJSON {
+function withoutAttestation(response: RegistrationResponseJSON, { decodeAttestationObject, isoBase64URL, isoCBOR }: Helpers): RegistrationResponseJSON {
   let decoded: ReturnType<typeof decodeAttestationObject>;
   try {
     decoded = decodeAttestationObject(isoBase64URL.toBuffer(response.response.attestationObject));

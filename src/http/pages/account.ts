@@ -14,6 +14,7 @@ import type { PageAssets, PageKit } from './layout.js';
 import { alert, field, firstError, formFields, notice, page, pageKit, seeOther } from './layout.js';
 import { appsSection } from '../oidc/apps.js';
 import { passkeySection } from './passkey-parts.js';
+import { connectionsSection } from '../federation/pages.js';
 
 /** Notices a redirect back to the account page may name: fixed keys, never text from the URL. */
 const NOTICES = {
@@ -26,6 +27,8 @@ const NOTICES = {
   'passkey-added': 'passkeyAdded',
   'passkey-renamed': 'passkeyRenamed',
   'passkey-removed': 'passkeyRemoved',
+  'identity-linked': 'identityLinked',
+  'identity-unlinked': 'identityUnlinked',
 } as const;
 
 type Section = 'profile' | 'password' | 'twoFactor' | 'passkeys' | 'sessions';
@@ -240,6 +243,7 @@ export async function accountPage(c: AppContext, kit: PageKit, minPasswordLength
   // Client grants are listed with their app below, not as devices.
   const sessions = (await services.sessions.list(user.id)).filter((s) => s.clientId === null);
   const apps = await services.oidc.clients.consentsOf(user.id);
+  const identities = await services.federation.list(user.id);
   const errors = state.errors ?? {};
   const alerts = state.alerts ?? {};
   // Focus the first field in error, section by section.
@@ -328,7 +332,7 @@ ${sessions.length > 1 ? html`<form method="post" action="${kit.to('account/sessi
     wide: true,
     signedIn: true,
     passkeys: kit.assets.passkeys !== undefined,
-    body: html`${notice(state.notice)}${profile}${password}${twoFactor}${passkeys}${sessionList}${appsSection(kit, apps)}`,
+    body: html`${notice(state.notice)}${profile}${password}${twoFactor}${passkeys}${connectionsSection(kit, identities, services.federation.providers(), c.req.query('error'))}${sessionList}${appsSection(kit, apps)}`,
   });
 }
 

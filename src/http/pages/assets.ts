@@ -49,7 +49,7 @@ code,.secret{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;wo
 .codes{columns:2;list-style:none;padding:0;margin:0 0 1rem;font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:1.05rem}
 .sessions{list-style:none;padding:0;margin:0;display:grid;gap:.75rem}.sessions>li{border:1px solid var(--border);border-radius:.5rem;padding:.75rem;display:grid;gap:.5rem}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.25rem 1rem;margin:0 0 1rem}dt{color:var(--muted)}dd{margin:0}
-.or{text-align:center;color:var(--muted);margin:1rem 0 .5rem}.passkey-box{display:grid;gap:.75rem;margin:0 0 1rem}.passkey-list{margin:0 0 1.25rem}
+.or{text-align:center;color:var(--muted);margin:1rem 0 .5rem}.providers{list-style:none;padding:0;margin:.75rem 0;display:grid;gap:.5rem}.providers .button{display:block}.passkey-box{display:grid;gap:.75rem;margin:0 0 1rem}.passkey-list{margin:0 0 1.25rem}
 .tag{font-size:.85rem;font-weight:600;border:1px solid var(--ok);color:var(--ok);border-radius:1rem;padding:0 .5rem;justify-self:start}
 @media (max-width:30rem){.codes{columns:1}dl{grid-template-columns:1fr}}
 `;

@@ -1,10 +1,10 @@
-import { getCookie, setCookie } from 'hono/cookie';
+import { getCookie } from 'hono/cookie';
 import { isSignetError } from '../../errors.js';
 import type { SignInResult } from '../../core/users.js';
 import type { MfaProof } from '../../core/mfa.js';
 import { PASSWORD_MAX_LENGTH } from '../../core/passwords.js';
 import type { AppContext } from '../context.js';
-import { clearSessionCookies, cookieNames, cookieSession, setDeviceCookie } from '../cookies.js';
+import { clearSessionCookies, cookieNames, cookieSession, setCookie, setDeviceCookie } from '../cookies.js';
 import { route } from '../route.js';
 import type { Route } from '../route.js';
 import { authenticationResponse, currentPassword, email as emailSchema, name as nameSchema, newPassword, username as usernameSchema } from '../schemas.js';
@@ -12,6 +12,7 @@ import { pageSession } from './dispatch.js';
 import { html } from './html.js';
 import type { PageAssets, PageKit } from './layout.js';
 import { alert, field, firstError, formFields, notice, page, pageKit, seeOther } from './layout.js';
+import { providerButtons } from '../federation/pages.js';
 import { passkeyRefusal, postedCredential, secondFactorPasskey, signInWithPasskey } from './passkey-parts.js';
 
 /** How long the second step of a sign-in may take: the mfaToken's own lifetime. */
@@ -277,7 +278,9 @@ ${field({ name: 'password', label: t.fields.password, type: 'password', autocomp
 <button type="submit">${t.buttons.signIn}</button>
 </form>
 ${passkeys ? signInWithPasskey(kit, { refused: state.passkeyRefused ?? false, unknownPasskey: state.unknownPasskey }) : ''}
+${providerButtons(kit, providersOf(kit))}
 <div class="links">
+${config.emailSignin !== 'off' ? html`<a href="${kit.to('sign-in/email', { return_to: kit.returnTo })}">${t.emailSignin.link}</a>` : ''}
 <a href="${kit.to('forgot-password', { return_to: kit.returnTo })}">${t.links.forgot}</a>
 <p>${t.text.noAccount} <a href="${kit.to('sign-up', { return_to: kit.returnTo })}">${t.links.signUp}</a></p>
 </div>`,
@@ -398,8 +401,13 @@ ${field(
 )}
 <button type="submit">${t.buttons.signUp}</button>
 </form>
+${providerButtons(kit, providersOf(kit))}
 <div class="links">
 <p>${t.text.haveAccount} <a href="${kit.to('sign-in', { return_to: kit.returnTo })}">${t.links.signIn}</a></p>
 </div>`,
   });
+}
+
+function providersOf(kit: PageKit) {
+  return kit.config.federationProviders.map((p) => ({ id: p.id, name: p.name, type: p.type }));
 }

@@ -7,18 +7,23 @@ import { authPages } from './auth.js';
 import type { PageAssets } from './layout.js';
 import { passkeyPages } from './passkeys.js';
 import { recoveryPages } from './recovery.js';
+import { federationPages } from '../federation/pages.js';
+import { emailSigninPages } from '../email-signin/pages.js';
 
 /**
  * The hosted pages under PAGES_PREFIX: rows of the one route table, like the
  * JSON routes, with their limits and CSRF needs on each row.
  */
-export function pageRoutes(config: Pick<SignetConfig, 'pagesPrefix' | 'passwordMinLength'>, assets: PageAssets): Route[] {
+export function pageRoutes(config: Pick<SignetConfig, 'pagesPrefix' | 'passwordMinLength' | 'emailSignin'>, assets: PageAssets): Route[] {
   const prefix = config.pagesPrefix;
   return [
     ...authPages(prefix, assets, config.passwordMinLength),
     ...recoveryPages(prefix, assets, config.passwordMinLength),
     ...accountPages(prefix, assets, config.passwordMinLength),
     ...passkeyPages(prefix, assets, config.passwordMinLength),
+    ...federationPages(prefix, assets),
+    // Sign-in by email has pages only where EMAIL_SIGNIN turns it on.
+    ...(config.emailSignin !== 'off' ? emailSigninPages(prefix, assets) : []),
     assetRoute(`${prefix}assets/signet.css`, assets.css),
     assetRoute(`${prefix}assets/signet.js`, assets.js),
     ...(assets.passkeys

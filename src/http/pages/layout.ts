@@ -1,9 +1,9 @@
 import { createHmac, randomBytes } from 'node:crypto';
-import { getCookie, setCookie } from 'hono/cookie';
+import { getCookie } from 'hono/cookie';
 import type { SignetConfig } from '../../config.js';
 import { constantTimeEqual } from '../../core/crypto.js';
 import type { AppContext } from '../context.js';
-import { cookieNames, csrfToken } from '../cookies.js';
+import { cookieNames, csrfToken, setCookie } from '../cookies.js';
 import type { Asset } from './assets.js';
 import { passkeyScripts, script, stylesheet } from './assets.js';
 import { Html, html } from './html.js';

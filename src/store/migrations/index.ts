@@ -6,6 +6,7 @@ import * as m004 from './004_defences.js';
 import * as m005 from './005_hardening.js';
 import * as m007 from './007_passkeys.js';
 import * as m008 from './008_oidc.js';
+import * as m009 from './009_federation.js';
 
 /** Versioned migrations, applied in name order; never edit one that has shipped. */
 const MIGRATIONS: Record<string, Migration> = {
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '005_hardening': m005,
   '007_passkeys': m007,
   '008_oidc': m008,
+  '009_federation': m009,
 };
 
 export const migrationProvider: MigrationProvider = {
