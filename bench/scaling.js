@@ -11,7 +11,8 @@
 //      (rate limits on, REDIS_URL set). Requests run one after another, so each
 //      audit entry is its own batch: an upper bound (under load, entries share
 //      transactions). Timer work (mail queue poll, key refresh) is measured
-//      while idle and subtracted.
+//      while idle and subtracted. `/auth/me` is measured twice: a session's
+//      first check, and the same sessions again moments later.
 //
 // Needs PostgreSQL (BENCH_POSTGRES_URL, default postgres://postgres@127.0.0.1:5432/postgres)
 // and Redis (BENCH_REDIS_URL, default redis://127.0.0.1:6379). Prints JSON-ish lines.
@@ -196,6 +197,10 @@ async function roundTrips() {
       sessions[i] = await call(running.url, 'POST', '/auth/token/refresh', { body: { refreshToken: sessions[i].refreshToken } });
     });
     await measure('me', async (i) => {
+      await call(running.url, 'GET', '/auth/me', { token: sessions[i].token });
+    });
+    // The same sessions again, moments later: what a session cache, if any, answers.
+    await measure('me (again)', async (i) => {
       await call(running.url, 'GET', '/auth/me', { token: sessions[i].token });
     });
     return { idlePgQueriesPerSecond: Math.round(idle.pgPerMs * 1000 * 10) / 10, perOperation: results };
