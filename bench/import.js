@@ -14,6 +14,7 @@ import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 
 const BCRYPT_ALPHABET = './ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
@@ -90,10 +91,13 @@ async function run(rows) {
   console.table(results);
 }
 
-const [command, ...args] = process.argv.slice(2);
-if (command === 'generate') await generate(args[0], Number(args[1] ?? 1_000_000));
-else if (command === 'run') await run(Number(args[0] ?? 1_000_000));
-else {
-  console.error('usage: node bench/import.js generate <file> [rows] | run [rows]');
-  process.exitCode = 2;
+// The command line, when run as a script (bench/population.js imports `generate`).
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  const [command, ...args] = process.argv.slice(2);
+  if (command === 'generate') await generate(args[0], Number(args[1] ?? 1_000_000));
+  else if (command === 'run') await run(Number(args[0] ?? 1_000_000));
+  else {
+    console.error('usage: node bench/import.js generate <file> [rows] | run [rows]');
+    process.exitCode = 2;
+  }
 }
