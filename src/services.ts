@@ -228,8 +228,8 @@ export async function createServices(config: Readonly<SignetConfig>, options: Se
       channel: `${config.redisPrefix}:session-cache`,
       onError: (error) => logger.debug({ err: error.message }, 'session cache invalidation not published'),
     }));
-    // Ends published on this instance reach the others' caches too.
-    ends.subscribe((ended) => bus.forgetSessions(ended.map((s) => s.id)));
+    // Ends on this instance reach the others' caches too.
+    ends.subscribe((ended) => bus.publishEnded(ended.map((s) => s.id)));
     const limits = new Limits({ enabled: config.rateLimits, redis, prefix: config.redisPrefix, onEvent });
     const guard = new SignInGuard({ limits, hasher, config, onEvent });
     const lifecycle = new AccountLifecycle({ db, hasher, mailer, limits, guard, clock, config, onEvent, ends });

@@ -66,10 +66,9 @@ export class CacheBus {
     subscriber.on('ready', () => this.#subscribe(subscriber));
   }
 
-  forgetSessions(sessionIds: readonly string[]): void {
-    if (sessionIds.length === 0) return;
-    this.#cache.forgetSessions(sessionIds);
-    this.#publish({ from: this.#id, sessions: [...sessionIds] });
+  /** Tells the other instances of sessions that ended here (SessionService has dropped them from this cache). */
+  publishEnded(sessionIds: readonly string[]): void {
+    if (sessionIds.length > 0) this.#publish({ from: this.#id, sessions: [...sessionIds] });
   }
 
   forgetUser(userId: string): void {

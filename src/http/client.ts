@@ -48,9 +48,8 @@ export function isHttps(c: AppContext, trusted: readonly string[]): boolean {
 }
 
 /**
- * Who sent this request, as core sees it. The abort signal is built only when
- * core asks for it (a queued hash): creating hono's web Request costs more than
- * a whole /healthz answer.
+ * Who sent this request, as core sees it. The abort signal is made only when
+ * core asks for it (a queued hash): most requests never need one.
  */
 export function clientContext(c: AppContext, trusted: readonly string[]): ClientContext {
   const context: ClientContext = {

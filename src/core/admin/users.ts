@@ -1,3 +1,5 @@
+import { toPublicUser } from '../users.js';
+import type { PublicUser } from '../users.js';
 import { SignetError } from '../../errors.js';
 import type { SignetConfig } from '../../config.js';
 import type { Session, User, UserRecord } from '../../model.js';
@@ -50,35 +52,21 @@ export interface UserPage {
 export const LIST_MAX = 1000;
 
 /** A user as an operator sees it (CLI `--json`, admin API): no hash, ISO times. */
-export interface AdminUserView {
-  id: string;
-  email: string;
-  emailVerified: boolean;
-  username: string | null;
-  name: string | null;
-  mfaEnabled: boolean;
+export interface AdminUserView extends PublicUser {
   disabled: boolean;
   disabledAt: string | null;
   roles: string[];
   appMetadata: Record<string, unknown>;
-  createdAt: string;
-  updatedAt: string;
 }
 
 export function adminUserView(user: User): AdminUserView {
+  // What the user sees of themselves, and what only operators see.
   return {
-    id: user.id,
-    email: user.email,
-    emailVerified: user.emailVerified,
-    username: user.username,
-    name: user.name,
-    mfaEnabled: user.mfaEnabled,
+    ...toPublicUser(user),
     disabled: user.disabledAt !== null,
     disabledAt: user.disabledAt?.toISOString() ?? null,
     roles: user.roles,
     appMetadata: user.appMetadata,
-    createdAt: user.createdAt.toISOString(),
-    updatedAt: user.updatedAt.toISOString(),
   };
 }
 
